@@ -1,0 +1,66 @@
+package imagegen
+
+import (
+	"time"
+
+	"github.com/imagegen-go/imagegen/provider"
+)
+
+// Result is the outcome of a successful Generate or Edit call.
+type Result struct {
+	// Images are the generated images, decoded to bytes. When Cached is true
+	// they may share memory with the cache: treat them as read-only.
+	Images []provider.Image
+
+	// Provider and Model name the provider and model that produced the
+	// images. Model is what the service reported, or the requested model.
+	Provider string
+	Model    string
+
+	// Size and Quality are what the service reported it produced, or what
+	// was requested when it did not say.
+	Size    string
+	Quality string
+
+	// Usage is the token usage the service reported, or nil.
+	Usage *provider.Usage
+
+	// Cost is what the call cost, from Usage when reported, otherwise an
+	// estimate from the model catalog, or unknown.
+	Cost Cost
+
+	// RequestID is the service's id of the successful call.
+	RequestID string
+
+	// Latency is the wall time of the whole call, including waits and retries.
+	Latency time.Duration
+
+	// Attempts is the number of provider calls made, across all providers.
+	// It is 0 when the result came from the cache or from another caller's
+	// identical call in flight.
+	Attempts int
+
+	// Cached reports whether the images came from the cache.
+	Cached bool
+
+	// Shared reports whether the images came from an identical call that
+	// another caller made at the same time (in-flight deduplication).
+	Shared bool
+
+	// Warnings lists every change the Client made to the request for the
+	// provider or model that answered, such as a dropped parameter or a
+	// translated size, and every fallback taken.
+	Warnings []string
+}
+
+// Cost is an amount in US dollars and how it was obtained. An unknown cost
+// has Known false and USD 0; never read USD without checking Known.
+type Cost struct {
+	// USD is the amount in US dollars.
+	USD float64
+	// Known reports whether USD is meaningful.
+	Known bool
+	// Estimated reports whether USD comes from the catalog's estimate
+	// instead of the usage the service reported.
+	Estimated bool
+}
