@@ -121,34 +121,25 @@ func defaultCatalogModels() []Model {
 // gptImage2Family returns an entry for gpt-image-2 and its successors, which
 // accept free-form sizes.
 func gptImage2Family(name string, aliases []string, pricing Pricing) Model {
-	return Model{
-		Name:    name,
-		Aliases: aliases,
-		Sizes:   []string{"auto", "1024x1024", "1536x1024", "1024x1536"},
-		// NOTE: OpenAI publishes no bounds for free-form sizes. These are
-		// assumptions; replace the entry with Catalog.With when the
-		// service accepts sizes that they reject.
-		FlexibleSize: &SizeRule{
-			MinEdge:        256,
-			MaxEdge:        3840,
-			Multiple:       16,
-			MaxPixels:      3840 * 2160,
-			MaxAspectRatio: 3,
-		},
-		// NOTE: the API lists low, medium, high, xhigh, max and auto without
-		// saying which models take xhigh and max. The gpt-image-2 family
-		// accepts all of them here, so a value the service rejects costs
-		// one failed, unbilled request instead of blocking a valid one.
-		Qualities:         []string{"low", "medium", "high", "xhigh", "max", "auto"},
-		OutputFormats:     []string{"png", "jpeg", "webp", "gif", "svg"},
-		Backgrounds:       []string{"transparent", "opaque", "auto"},
-		Moderations:       []string{"auto", "low"},
-		Styles:            []string{},
-		MaxN:              10,
-		SupportsEdits:     true,
-		SupportsStreaming: true,
-		Pricing:           pricing,
+	m := gptImageModel(name, pricing)
+	m.Aliases = aliases
+	// NOTE: OpenAI publishes no bounds for free-form sizes. These are
+	// assumptions; replace the entry with Catalog.With when the service
+	// accepts sizes that they reject.
+	m.FlexibleSize = &SizeRule{
+		MinEdge:        256,
+		MaxEdge:        3840,
+		Multiple:       16,
+		MaxPixels:      3840 * 2160,
+		MaxAspectRatio: 3,
 	}
+	// NOTE: the API lists low, medium, high, xhigh, max and auto without
+	// saying which models take xhigh and max. The gpt-image-2 family
+	// accepts all of them here, so a value the service rejects costs one
+	// failed, unbilled request instead of blocking a valid one.
+	m.Qualities = []string{"low", "medium", "high", "xhigh", "max", "auto"}
+	m.OutputFormats = []string{"png", "jpeg", "webp", "gif", "svg"}
+	return m
 }
 
 // gptImage1Family returns an entry for gpt-image-1 and the models shut down
@@ -157,6 +148,16 @@ func gptImage2Family(name string, aliases []string, pricing Pricing) Model {
 // NOTE: gpt-image-1's vocabulary is assumed for gpt-image-1-mini,
 // gpt-image-1.5 and chatgpt-image-latest, which no source lists separately.
 func gptImage1Family(name string, pricing Pricing, outputTokens map[string]map[string]int64, retired time.Time, replacements []string) Model {
+	m := gptImageModel(name, pricing)
+	m.OutputTokens = outputTokens
+	m.Retired = retired
+	m.Replacements = replacements
+	return m
+}
+
+// gptImageModel returns the fields that all GPT Image models share, with
+// gpt-image-1's sizes, qualities and formats.
+func gptImageModel(name string, pricing Pricing) Model {
 	return Model{
 		Name:              name,
 		Sizes:             []string{"auto", "1024x1024", "1536x1024", "1024x1536"},
@@ -169,8 +170,5 @@ func gptImage1Family(name string, pricing Pricing, outputTokens map[string]map[s
 		SupportsEdits:     true,
 		SupportsStreaming: true,
 		Pricing:           pricing,
-		OutputTokens:      outputTokens,
-		Retired:           retired,
-		Replacements:      replacements,
 	}
 }

@@ -187,12 +187,12 @@ func (m *Model) imageOutputEstimate(quality, size string) tokenEstimate {
 	}
 
 	var best int64 = -1
-	for _, q := range m.expandQuality(quality, slices.Collect(maps.Keys(m.OutputTokens))) {
+	for _, q := range expandChoice(quality, m.DefaultQuality, slices.Collect(maps.Keys(m.OutputTokens))) {
 		bySize, ok := m.OutputTokens[q]
 		if !ok {
 			return tokenEstimate{Cost: Cost{Detail: fmt.Sprintf("%s has no output tokens for quality %s", m.Name, q)}}
 		}
-		for _, s := range m.expandSize(size, slices.Collect(maps.Keys(bySize))) {
+		for _, s := range expandChoice(size, m.DefaultSize, slices.Collect(maps.Keys(bySize))) {
 			tokens, ok := outputTokensForSize(bySize, s)
 			if !ok {
 				return tokenEstimate{Cost: Cost{Detail: fmt.Sprintf("%s has no output tokens for size %s", m.Name, s)}}
@@ -204,9 +204,9 @@ func (m *Model) imageOutputEstimate(quality, size string) tokenEstimate {
 		return tokenEstimate{Cost: Cost{Detail: fmt.Sprintf("%s has no output tokens for quality %s and size %s", m.Name, quality, size)}}
 	}
 
-	var one costSum
-	one.addTokens("image output", best, m.Pricing.ImageOutput)
-	cost := one.cost(1)
+	var single costSum
+	single.addTokens("image output", best, m.Pricing.ImageOutput)
+	cost := single.cost(1)
 	cost.Estimated = true
 	return tokenEstimate{Cost: cost, tokens: best}
 }
@@ -235,9 +235,9 @@ func outputTokensForSize(bySize map[string]int64, size string) (int64, bool) {
 func (m *Model) perImageCost(quality, size string, n int) Cost {
 	best := Price{}
 	label := ""
-	for _, q := range m.expandQuality(quality, slices.Collect(maps.Keys(m.Pricing.PerImage))) {
+	for _, q := range expandChoice(quality, m.DefaultQuality, slices.Collect(maps.Keys(m.Pricing.PerImage))) {
 		bySize := m.Pricing.PerImage[q]
-		for _, s := range m.expandSize(size, slices.Collect(maps.Keys(bySize))) {
+		for _, s := range expandChoice(size, m.DefaultSize, slices.Collect(maps.Keys(bySize))) {
 			price, ok := bySize[s]
 			if !ok || !price.Known {
 				return Cost{Images: n, Detail: fmt.Sprintf("%s has no price for quality %s at size %s", m.Name, q, s)}
@@ -259,30 +259,18 @@ func (m *Model) perImageCost(quality, size string, n int) Cost {
 	}
 }
 
-// expandQuality returns the qualities a request value may mean: the value
-// itself, the model default for an empty value, or every listed quality for
-// "auto" (and an empty value without a default).
-func (m *Model) expandQuality(quality string, listed []string) []string {
-	if quality == "" {
-		quality = m.DefaultQuality
+// expandChoice returns the values a request's quality or size may mean: the
+// value itself, the model default for an empty value, or every listed value,
+// sorted, for "auto" and for an empty value without a default.
+func expandChoice(value, modelDefault string, listed []string) []string {
+	if value == "" {
+		value = modelDefault
 	}
-	if quality == "" || quality == "auto" {
+	if value == "" || value == "auto" {
 		slices.Sort(listed)
 		return listed
 	}
-	return []string{quality}
-}
-
-// expandSize is expandQuality for sizes.
-func (m *Model) expandSize(size string, listed []string) []string {
-	if size == "" {
-		size = m.DefaultSize
-	}
-	if size == "" || size == "auto" {
-		slices.Sort(listed)
-		return listed
-	}
-	return []string{size}
+	return []string{value}
 }
 
 // usageCost prices reported token usage.
