@@ -27,6 +27,9 @@ type Client struct {
 	retry        RetryPolicy
 	retryBudget  *retryBudget
 	defaultModel string
+	catalog      *Catalog
+	budget       *Budget
+	allowRetired bool
 }
 
 // providerEntry is one registered provider with its static configuration.
@@ -35,6 +38,10 @@ type providerEntry struct {
 	name     string
 	models   []string
 	editor   provider.Editor // nil when the provider cannot edit
+
+	// enforcesRetirement is true when the provider's service has shut down
+	// retired models (see provider.RetirementEnforcer).
+	enforcesRetirement bool
 }
 
 // New returns a Client configured by opts. It fails, before any network
@@ -58,6 +65,12 @@ func New(opts ...Option) (*Client, error) {
 		hooks:        hookList(cfg.hooks),
 		retry:        cfg.retry.withDefaults(),
 		defaultModel: cfg.defaultModel,
+		catalog:      cfg.catalog,
+		budget:       cfg.budget,
+		allowRetired: cfg.allowRetired,
+	}
+	if c.catalog == nil {
+		c.catalog = DefaultCatalog()
 	}
 	if c.logger == nil {
 		c.logger = slog.New(slog.DiscardHandler)
@@ -80,6 +93,9 @@ func New(opts ...Option) (*Client, error) {
 
 		e := &providerEntry{provider: pc.provider, name: name, models: pc.models}
 		e.editor, _ = pc.provider.(provider.Editor)
+		if re, ok := pc.provider.(provider.RetirementEnforcer); ok {
+			e.enforcesRetirement = re.EnforcesRetirement()
+		}
 		c.providers = append(c.providers, e)
 	}
 	return c, nil
@@ -92,11 +108,14 @@ func (c *Client) Generate(ctx context.Context, prompt string, opts GenerateOptio
 	if c == nil || len(c.providers) == 0 {
 		return nil, ErrNoClient
 	}
-	req, err := c.newRequest(prompt, &opts)
-	if err != nil {
+	cl := &call{explicitModel: opts.Model != ""}
+	if err := c.prepare(cl, prompt, &opts); err != nil {
 		return nil, err
 	}
-	return c.run(ctx, &call{req: req, explicitModel: opts.Model != ""})
+	if err := c.catalog.Validate(&cl.req); err != nil {
+		return nil, err
+	}
+	return c.run(ctx, cl)
 }
 
 // Edit creates images from prompt and one or more input images. Only
@@ -105,8 +124,8 @@ func (c *Client) Edit(ctx context.Context, prompt string, images []provider.File
 	if c == nil || len(c.providers) == 0 {
 		return nil, ErrNoClient
 	}
-	req, err := c.newRequest(prompt, &opts.GenerateOptions)
-	if err != nil {
+	cl := &call{explicitModel: opts.Model != ""}
+	if err := c.prepare(cl, prompt, &opts.GenerateOptions); err != nil {
 		return nil, err
 	}
 	if len(images) == 0 {
@@ -121,21 +140,38 @@ func (c *Client) Edit(ctx context.Context, prompt string, images []provider.File
 				Reason: "missing MediaType: set it, for example to \"image/png\"; services reject untyped uploads"}
 		}
 	}
-	edit := &provider.EditRequest{Request: req, Images: images, Mask: opts.Mask, InputFidelity: opts.InputFidelity}
-	return c.run(ctx, &call{req: req, edit: edit, explicitModel: opts.Model != ""})
+	cl.edit = &provider.EditRequest{Request: cl.req, Images: images, Mask: opts.Mask, InputFidelity: opts.InputFidelity}
+	if err := c.catalog.ValidateEdit(cl.edit); err != nil {
+		return nil, err
+	}
+	return c.run(ctx, cl)
 }
 
-// newRequest validates the options and builds the provider request.
-func (c *Client) newRequest(prompt string, opts *GenerateOptions) (provider.Request, error) {
+// prepare builds the call's request from the options, letting the catalog
+// pick size and quality when the options ask for it.
+func (c *Client) prepare(cl *call, prompt string, opts *GenerateOptions) error {
 	model := opts.Model
 	if model == "" {
 		model = c.defaultModel
 	}
-	req := opts.request(prompt, model)
-	if err := validateRequest(&req); err != nil {
-		return provider.Request{}, err
+	cl.req = opts.request(prompt, model)
+	if !opts.selects() {
+		return nil
 	}
-	return req, nil
+	if opts.Size != "" || opts.Quality != "" {
+		return &ValidationError{Field: "preset", Value: string(opts.Preset),
+			Reason: "Preset, AspectRatio and MaxCostPerImage pick Size and Quality: leave Size and Quality empty, or drop them"}
+	}
+	if opts.MaxCostPerImage < 0 {
+		return &ValidationError{Field: "max_cost_per_image", Value: fmt.Sprint(opts.MaxCostPerImage), Reason: "must be positive, in US dollars"}
+	}
+	choice, err := c.catalog.Select(model, Selection{Preset: opts.Preset, AspectRatio: opts.AspectRatio, MaxCostPerImage: opts.MaxCostPerImage})
+	if err != nil {
+		return err
+	}
+	cl.req.Size, cl.req.Quality = choice.Size, choice.Quality
+	cl.choice = &choice
+	return nil
 }
 
 // call is the state of one Generate or Edit call.
@@ -144,6 +180,7 @@ type call struct {
 	edit *provider.EditRequest // nil for Generate
 
 	explicitModel bool
+	choice        *Choice  // what the catalog picked, or nil
 	attempts      int      // provider calls made, across providers
 	errs          []*Error // every attempt's error, in order
 }
@@ -157,7 +194,13 @@ type candidate struct {
 // run executes a validated call and reports its outcome to hooks.
 func (c *Client) run(ctx context.Context, cl *call) (*Result, error) {
 	start := time.Now()
-	res, err := c.execute(ctx, cl)
+	var res *Result
+	var err error
+	if counts := SplitN(cl.req.N, c.catalog.MaxImagesPerCall(cl.req.Model)); len(counts) > 1 {
+		res, err = c.executeSplit(ctx, cl, counts)
+	} else {
+		res, err = c.execute(ctx, cl)
+	}
 	latency := time.Since(start)
 
 	if res != nil {
@@ -167,21 +210,55 @@ func (c *Client) run(ctx context.Context, cl *call) (*Result, error) {
 	return res, err
 }
 
-// execute tries the candidates in order until one succeeds, the caller's
-// context ends or a failure stops the call.
+// execute makes one call: it reserves the budget, then tries the candidates.
 func (c *Client) execute(ctx context.Context, cl *call) (*Result, error) {
 	if c.retry.MaxElapsed > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, c.retry.MaxElapsed)
 		defer cancel()
 	}
+	cands, err := c.plan(cl)
+	if err != nil {
+		return nil, err
+	}
+	reservation, err := c.budget.Reserve(ctx, c.catalog.EstimateCost(&cl.req))
+	if err != nil {
+		return nil, err
+	}
 	c.retryBudget.deposit()
 
-	cands := c.candidates(cl)
-	if len(cands) == 0 {
-		return nil, c.noCandidateError(cl)
-	}
+	res, err := c.tryCandidates(ctx, cl, cands)
+	c.settle(cl, reservation, res)
+	return res, err
+}
 
+// settle ends the call's budget reservation: with the real cost on success,
+// and counting every attempt that may have been billed.
+func (c *Client) settle(cl *call, r *Reservation, res *Result) {
+	possiblyBilled := 0
+	for _, e := range cl.errs {
+		if e.Class.MayHaveBilled() {
+			possiblyBilled++
+		}
+	}
+	if res == nil {
+		if possiblyBilled > 0 {
+			r.SettleFailure(ClassOutcomeUnknown)
+		} else {
+			r.Release()
+		}
+		return
+	}
+	cost := res.Cost
+	for range possiblyBilled {
+		cost = cost.Add(c.catalog.EstimateCost(&cl.req))
+	}
+	r.Settle(cost)
+}
+
+// tryCandidates tries the candidates in order until one succeeds, the
+// caller's context ends or a failure stops the call.
+func (c *Client) tryCandidates(ctx context.Context, cl *call, cands []candidate) (*Result, error) {
 	var prev *candidate
 	for i := range cands {
 		cand := &cands[i]
@@ -238,6 +315,39 @@ func (c *Client) candidates(cl *call) []candidate {
 		}
 	}
 	return out
+}
+
+// plan returns the candidates of a call, without those whose model is
+// retired on a provider that enforces retirement. When that leaves none, the
+// error names the shutdown date and the replacement.
+func (c *Client) plan(cl *call) ([]candidate, error) {
+	cands := c.candidates(cl)
+	if c.allowRetired {
+		if len(cands) == 0 {
+			return nil, c.noCandidateError(cl)
+		}
+		return cands, nil
+	}
+
+	var retiredErr error
+	now := time.Now()
+	kept := cands[:0]
+	for _, cand := range cands {
+		if cand.entry.enforcesRetirement {
+			if err := c.catalog.CheckRetired(cand.model, now); err != nil {
+				retiredErr = err
+				continue
+			}
+		}
+		kept = append(kept, cand)
+	}
+	if len(kept) == 0 {
+		if retiredErr != nil {
+			return nil, retiredErr
+		}
+		return nil, c.noCandidateError(cl)
+	}
+	return kept, nil
 }
 
 func (c *Client) noCandidateError(cl *call) error {
@@ -408,6 +518,10 @@ func (c *Client) newResult(cl *call, cand *candidate, resp *provider.Response) *
 	if res.Quality == "" {
 		res.Quality = cl.req.Quality
 	}
+	req := cl.req
+	req.Model = cand.model
+	res.Cost = c.catalog.ResponseCost(&req, resp)
+	res.Choice = cl.choice
 	return res
 }
 

@@ -22,6 +22,9 @@ type config struct {
 	hooks        []Hooks
 	retry        RetryPolicy
 	defaultModel string
+	catalog      *Catalog
+	budget       *Budget
+	allowRetired bool
 }
 
 type providerConfig struct {
@@ -113,6 +116,43 @@ func WithDefaultModel(model string) Option {
 	}
 }
 
+// WithCatalog replaces the model catalog that validates requests, picks
+// presets and prices images. Default: DefaultCatalog(). Extend it with
+// (*Catalog).With to add models or correct prices.
+func WithCatalog(cat *Catalog) Option {
+	return func(c *config) error {
+		if cat == nil {
+			return errors.New("imagegen: WithCatalog: nil catalog")
+		}
+		c.catalog = cat
+		return nil
+	}
+}
+
+// WithBudget caps spending. Each call reserves its estimated cost before
+// the first request and fails with an error matching ErrBudgetExceeded when
+// the reservation does not fit; see Budget.
+func WithBudget(b *Budget) Option {
+	return func(c *config) error {
+		if b == nil {
+			return errors.New("imagegen: WithBudget: nil budget")
+		}
+		c.budget = b
+		return nil
+	}
+}
+
+// WithRetiredModels lets calls use models that the catalog lists as retired
+// on providers that enforce retirement (OpenAI's own endpoint). Without it
+// such calls fail before any request with an error naming the shutdown date
+// and the replacement.
+func WithRetiredModels() Option {
+	return func(c *config) error {
+		c.allowRetired = true
+		return nil
+	}
+}
+
 // DefaultModel is the model a Client uses when neither the call nor
 // WithDefaultModel names one.
 const DefaultModel = "gpt-image-2"
@@ -157,6 +197,21 @@ type GenerateOptions struct {
 	// Extra holds request fields this library does not model yet. They are
 	// sent as they are and override known fields of the same name.
 	Extra map[string]any
+
+	// Preset, AspectRatio and MaxCostPerImage let the Client pick Size and
+	// Quality from the model's catalog entry (see Catalog.Select) when
+	// neither is set: Preset names a use case ("preview", "web", "print"),
+	// AspectRatio is "W:H" such as "16:9", and MaxCostPerImage is a cap in
+	// US dollars on one image's estimated cost. Result.Choice says what was
+	// picked and why.
+	Preset          Preset
+	AspectRatio     string
+	MaxCostPerImage float64
+}
+
+// selects reports whether the options ask the catalog to pick size and quality.
+func (o *GenerateOptions) selects() bool {
+	return o.Preset != "" || o.AspectRatio != "" || o.MaxCostPerImage > 0
 }
 
 // request converts the options to a provider request for prompt.

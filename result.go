@@ -47,20 +47,12 @@ type Result struct {
 	// another caller made at the same time (in-flight deduplication).
 	Shared bool
 
+	// Choice is the size and quality the catalog picked for a call that set
+	// a Preset, AspectRatio or MaxCostPerImage; nil otherwise.
+	Choice *Choice
+
 	// Warnings lists every change the Client made to the request for the
 	// provider or model that answered, such as a dropped parameter or a
 	// translated size, and every fallback taken.
 	Warnings []string
-}
-
-// Cost is an amount in US dollars and how it was obtained. An unknown cost
-// has Known false and USD 0; never read USD without checking Known.
-type Cost struct {
-	// USD is the amount in US dollars.
-	USD float64
-	// Known reports whether USD is meaningful.
-	Known bool
-	// Estimated reports whether USD comes from the catalog's estimate
-	// instead of the usage the service reported.
-	Estimated bool
 }

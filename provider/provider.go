@@ -45,6 +45,15 @@ type Editor interface {
 	Edit(ctx context.Context, req *EditRequest) (*Response, error)
 }
 
+// RetirementEnforcer is implemented by providers that can tell whether
+// their service has shut down the models it retired. OpenAI's own endpoint
+// has; gateways and Azure deployments may still serve old model names. The
+// Client rejects a retired model before any request only for providers
+// whose EnforcesRetirement returns true.
+type RetirementEnforcer interface {
+	EnforcesRetirement() bool
+}
+
 // Request is one image generation request. String fields left empty are not
 // sent, so the service applies its own default. The Client fills Model and
 // validates the fields before a Provider sees them.
