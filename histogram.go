@@ -101,21 +101,41 @@ func latencyHistIndex(d time.Duration) int {
 // quantile returns the estimated nearest-rank quantile q (0 < q <= 1) of the
 // observed durations, or 0 when there are none.
 func (h *latencyHistogram) quantile(q float64) time.Duration {
+	var out [1]time.Duration
+	h.quantiles([]float64{q}, out[:])
+	return out[0]
+}
+
+// quantiles sets out[i] to the estimated nearest-rank quantile qs[i] in one
+// pass over the buckets. qs must be ascending, each in (0, 1]. Every out[i]
+// is 0 when the histogram is empty.
+func (h *latencyHistogram) quantiles(qs []float64, out []time.Duration) {
 	if h.count == 0 {
-		return 0
+		clear(out)
+		return
 	}
-	rank := uint64(math.Ceil(q * float64(h.count)))
-	if rank < 1 {
-		rank = 1
-	}
+	next := 0
+	rank := latencyHistRank(qs[0], h.count)
 	var seen uint64
 	for i, c := range h.counts {
 		seen += c
-		if seen >= rank {
-			return h.clampToObserved(latencyHistEstimate(i))
+		for seen >= rank {
+			out[next] = h.clampToObserved(latencyHistEstimate(i))
+			next++
+			if next == len(qs) {
+				return
+			}
+			rank = latencyHistRank(qs[next], h.count)
 		}
 	}
-	return h.max
+	for ; next < len(out); next++ {
+		out[next] = h.max
+	}
+}
+
+// latencyHistRank returns the 1-based rank of quantile q among count values.
+func latencyHistRank(q float64, count int64) uint64 {
+	return max(uint64(math.Ceil(q*float64(count))), 1)
 }
 
 // latencyHistEstimate returns the value reported for bucket i: the harmonic
@@ -141,12 +161,14 @@ func (h *latencyHistogram) summary() LatencyStats {
 	if h.count == 0 {
 		return LatencyStats{}
 	}
+	var p [3]time.Duration
+	h.quantiles([]float64{0.50, 0.95, 0.99}, p[:])
 	return LatencyStats{
 		Count: h.count,
 		Mean:  h.sum / time.Duration(h.count),
-		P50:   h.quantile(0.50),
-		P95:   h.quantile(0.95),
-		P99:   h.quantile(0.99),
+		P50:   p[0],
+		P95:   p[1],
+		P99:   p[2],
 		Max:   h.max,
 	}
 }
