@@ -199,11 +199,11 @@ func TestMetricsDurationHistograms(t *testing.T) {
 	attempts := histogramSamples(t, reg, "imagegen_attempt_duration_seconds")
 	assert.Equal(t, map[string][2]float64{
 		// Labels in name order: model, provider, result.
-		"gpt-image-1,openai,error":  {1, 0.2},
+		"gpt-image-1,openai,error":   {1, 0.2},
 		"gpt-image-1,openai,success": {2, 50},
-		"gpt-image-1,azure,error":   {1, 1},
-		"dall-e-3,openai,error":     {1, 0.3},
-		"dall-e-3,openai,success":   {1, 10},
+		"gpt-image-1,azure,error":    {1, 1},
+		"dall-e-3,openai,error":      {1, 0.3},
+		"dall-e-3,openai,success":    {1, 10},
 	}, attempts)
 
 	requests := histogramSamples(t, reg, "imagegen_request_duration_seconds")
