@@ -28,9 +28,9 @@ const (
 // for values at or above latencyHistMax.
 var latencyHistBuckets = 2 + int(math.Ceil(math.Log(float64(latencyHistMax)/float64(latencyHistMin))/math.Log(latencyHistGrowth)))
 
-// latencyHistBounds[i] is the lower bound of bucket i for i >= 1; bucket i
-// holds [latencyHistBounds[i], latencyHistBounds[i+1]). Bucket 0 has lower
-// bound 0. The slice is filled once and only read afterwards.
+// latencyHistBounds[i] is the lower bound of bucket i, which holds
+// [latencyHistBounds[i], latencyHistBounds[i+1]) for i >= 1. Bucket 0 holds
+// [0, latencyHistMin]. The slice is filled once and only read afterwards.
 var latencyHistBounds = makeLatencyHistBounds()
 
 var latencyHistInvLogGrowth = 1 / math.Log(latencyHistGrowth)

@@ -38,7 +38,8 @@ func (s Stats) Table() string {
 		formatStatsLatency(t.Latency.P95, t.Latency.Count),
 		formatStatsLatency(t.Latency.P99, t.Latency.Count),
 		t.RateLimited, t.Retries, t.Fallbacks, t.Images, t.CostUSD, t.EstimatedCostUSD)
-	// Flush only fails when the writer does; a strings.Builder never does.
+	// Flush fails only when the writer fails, and strings.Builder.Write
+	// always returns a nil error.
 	_ = tw.Flush()
 
 	fmt.Fprintf(&b, "cache: %d hits, %d misses, %d errors\n", s.Cache.Hits, s.Cache.Misses, s.Cache.Errors)

@@ -48,9 +48,9 @@ type Stats struct {
 // Calls counts the part of a Generate or Edit call spent on this pair: from
 // its first attempt here until it succeeds here, falls back to another pair
 // or ends with an error while on this pair. A call that falls back from A to
-// B counts as a failed call on A and a call on B, so the Calls of all pairs
-// add up to more than Totals.Calls when fallbacks happen, and cache hits
-// count on no pair. Calls is always Successes plus Failures.
+// B counts as a failed call on A and a call on B. So when fallbacks happen,
+// the Calls of all pairs add up to more than Totals.Calls. Cache hits count
+// on no pair. Calls is always Successes plus Failures.
 type ProviderStats struct {
 	// Provider is the provider's name and Model the requested model, both as
 	// the Client passed them, or StatsOverflowName for the overflow series.
@@ -72,7 +72,7 @@ type ProviderStats struct {
 	// AttemptFailuresByClass counts failed attempts by class. It adds up to
 	// FailedAttempts.
 	AttemptFailuresByClass ClassCounts
-	// RateLimited counts attempts answered with a rate limit (HTTP 429,
+	// RateLimited counts attempts rejected with a rate limit (HTTP 429,
 	// ClassRateLimited). It equals AttemptFailuresByClass.Count(ClassRateLimited).
 	RateLimited int64
 
@@ -222,8 +222,8 @@ func statsRatio(part, whole int64) float64 {
 
 // statsRecorder collects the figures behind Stats. The Client calls its
 // record methods with the same events it passes to Hooks. It is safe for
-// concurrent use: one mutex guards everything, so snapshot sees every record
-// call either wholly or not at all. A record call holds the mutex for a map
+// concurrent use. One mutex guards everything, so snapshot includes each
+// record call either wholly or not at all. A record call holds the mutex for a map
 // lookup and a few additions and allocates only when it creates a series.
 // A nil *statsRecorder records nothing.
 type statsRecorder struct {
@@ -382,9 +382,9 @@ func (r *statsRecorder) recordCacheError() {
 	r.mu.Unlock()
 }
 
-// recordDone records the end of a call. A failure ends the call's stay on
-// e.Provider and e.Model as a failure; a success adds the result's cost to
-// that pair unless the result came from the cache or another caller.
+// recordDone records the end of a call. A failure also ends the call's stay
+// on e.Provider and e.Model as a failure. A success adds the result's cost
+// to that pair, unless the result came from the cache or another caller.
 func (r *statsRecorder) recordDone(e DoneEvent) {
 	if r == nil {
 		return

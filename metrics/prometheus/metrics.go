@@ -31,8 +31,8 @@
 //
 // In requests_total and request_duration_seconds, provider and model are
 // those of the call's last attempt, or "none" for a call that used no
-// provider, and result is "success", "error", "cached" (served from the
-// cache) or "shared" (served by an identical call in flight). class is the
+// provider. result is "success", "error", "cached" (served from the cache)
+// or "shared" (served by an identical call in flight). class is the
 // failure's imagegen.Class name, or "none" when the call did not fail. In
 // fallbacks_total, from and to are "provider/model". Cost and
 // unknown_cost_requests_total count only results that a provider produced
@@ -136,8 +136,8 @@ type Metrics struct {
 // New creates the metrics described in the package documentation and
 // registers them with reg. It returns an error when reg is nil, when opts is
 // invalid, or when a registration fails, for example because a Metrics with
-// the same Namespace is already registered with reg; in that case it
-// unregisters what it had registered.
+// the same Namespace is already registered with reg. After a failed
+// registration it unregisters the metrics it had registered.
 func New(reg prometheus.Registerer, opts Options) (*Metrics, error) {
 	if reg == nil {
 		return nil, errors.New("imagegen: nil prometheus.Registerer; pass prometheus.DefaultRegisterer or prometheus.NewRegistry()")
