@@ -84,78 +84,89 @@ func statsMillis(d time.Duration) float64 {
 	return float64(d) / float64(time.Millisecond)
 }
 
-// MarshalJSON encodes p as a JSON object with snake_case keys: "provider",
-// "model", "calls", "successes", "failures", "success_rate" (null when calls
-// is 0), "failures_by_class", "attempts", "failed_attempts",
-// "attempt_failures_by_class", "rate_limited", "retries", "fallbacks",
-// "rate_limit_waits", "rate_limit_wait_ms", "rate_limit_wait_errors",
-// "images", "cost_usd", "estimated_cost_usd", "unknown_cost_calls" and
-// "latency". Durations are float milliseconds.
+// attemptStatsJSON is the JSON form of AttemptStats. ProviderStats and
+// TotalStats embed it, so encoding/json writes its keys inline.
+type attemptStatsJSON struct {
+	Attempts               int64       `json:"attempts"`
+	FailedAttempts         int64       `json:"failed_attempts"`
+	AttemptFailuresByClass ClassCounts `json:"attempt_failures_by_class"`
+	RateLimited            int64       `json:"rate_limited"`
+	Retries                int64       `json:"retries"`
+	Fallbacks              int64       `json:"fallbacks"`
+	RateLimitWaits         int64       `json:"rate_limit_waits"`
+	RateLimitWaitMS        float64     `json:"rate_limit_wait_ms"`
+	RateLimitWaitErrors    int64       `json:"rate_limit_wait_errors"`
+	Images                 int64       `json:"images"`
+	CostUSD                float64     `json:"cost_usd"`
+	EstimatedCostUSD       float64     `json:"estimated_cost_usd"`
+	UnknownCostCalls       int64       `json:"unknown_cost_calls"`
+}
+
+func (a AttemptStats) toJSON() attemptStatsJSON {
+	return attemptStatsJSON{
+		Attempts:               a.Attempts,
+		FailedAttempts:         a.FailedAttempts,
+		AttemptFailuresByClass: a.AttemptFailuresByClass,
+		RateLimited:            a.RateLimited,
+		Retries:                a.Retries,
+		Fallbacks:              a.Fallbacks,
+		RateLimitWaits:         a.RateLimitWaits,
+		RateLimitWaitMS:        statsMillis(a.RateLimitWait),
+		RateLimitWaitErrors:    a.RateLimitWaitErrors,
+		Images:                 a.Images,
+		CostUSD:                a.CostUSD,
+		EstimatedCostUSD:       a.EstimatedCostUSD,
+		UnknownCostCalls:       a.UnknownCostCalls,
+	}
+}
+
+// MarshalJSON encodes a as a JSON object with the keys "attempts",
+// "failed_attempts", "attempt_failures_by_class", "rate_limited", "retries",
+// "fallbacks", "rate_limit_waits", "rate_limit_wait_ms" (float
+// milliseconds), "rate_limit_wait_errors", "images", "cost_usd",
+// "estimated_cost_usd" and "unknown_cost_calls".
+func (a AttemptStats) MarshalJSON() ([]byte, error) {
+	return json.Marshal(a.toJSON())
+}
+
+// MarshalJSON encodes p as a JSON object with the keys "provider", "model",
+// "calls", "successes", "failures", "success_rate" (null when calls is 0),
+// "failures_by_class", the keys of AttemptStats inline, and "latency".
 func (p ProviderStats) MarshalJSON() ([]byte, error) {
 	return json.Marshal(struct {
-		Provider               string       `json:"provider"`
-		Model                  string       `json:"model"`
-		Calls                  int64        `json:"calls"`
-		Successes              int64        `json:"successes"`
-		Failures               int64        `json:"failures"`
-		SuccessRate            *float64     `json:"success_rate"`
-		FailuresByClass        ClassCounts  `json:"failures_by_class"`
-		Attempts               int64        `json:"attempts"`
-		FailedAttempts         int64        `json:"failed_attempts"`
-		AttemptFailuresByClass ClassCounts  `json:"attempt_failures_by_class"`
-		RateLimited            int64        `json:"rate_limited"`
-		Retries                int64        `json:"retries"`
-		Fallbacks              int64        `json:"fallbacks"`
-		RateLimitWaits         int64        `json:"rate_limit_waits"`
-		RateLimitWaitMS        float64      `json:"rate_limit_wait_ms"`
-		RateLimitWaitErrors    int64        `json:"rate_limit_wait_errors"`
-		Images                 int64        `json:"images"`
-		CostUSD                float64      `json:"cost_usd"`
-		EstimatedCostUSD       float64      `json:"estimated_cost_usd"`
-		UnknownCostCalls       int64        `json:"unknown_cost_calls"`
-		Latency                LatencyStats `json:"latency"`
+		Provider        string      `json:"provider"`
+		Model           string      `json:"model"`
+		Calls           int64       `json:"calls"`
+		Successes       int64       `json:"successes"`
+		Failures        int64       `json:"failures"`
+		SuccessRate     *float64    `json:"success_rate"`
+		FailuresByClass ClassCounts `json:"failures_by_class"`
+		attemptStatsJSON
+		Latency LatencyStats `json:"latency"`
 	}{
 		p.Provider, p.Model, p.Calls, p.Successes, p.Failures, statsRateJSON(p.Successes, p.Calls),
-		p.FailuresByClass, p.Attempts, p.FailedAttempts, p.AttemptFailuresByClass, p.RateLimited,
-		p.Retries, p.Fallbacks, p.RateLimitWaits, statsMillis(p.RateLimitWait), p.RateLimitWaitErrors,
-		p.Images, p.CostUSD, p.EstimatedCostUSD, p.UnknownCostCalls, p.Latency,
+		p.FailuresByClass, p.AttemptStats.toJSON(), p.Latency,
 	})
 }
 
-// MarshalJSON encodes t as a JSON object with snake_case keys: "calls",
+// MarshalJSON encodes t as a JSON object with the keys "calls",
 // "successes", "failures", "success_rate" (null when calls is 0),
 // "failures_by_class", "cached_calls", "shared_calls", "latency", and the
-// attempt-level sums under the same keys as in ProviderStats. Durations are
-// float milliseconds.
+// keys of AttemptStats inline.
 func (t TotalStats) MarshalJSON() ([]byte, error) {
 	return json.Marshal(struct {
-		Calls                  int64        `json:"calls"`
-		Successes              int64        `json:"successes"`
-		Failures               int64        `json:"failures"`
-		SuccessRate            *float64     `json:"success_rate"`
-		FailuresByClass        ClassCounts  `json:"failures_by_class"`
-		CachedCalls            int64        `json:"cached_calls"`
-		SharedCalls            int64        `json:"shared_calls"`
-		Latency                LatencyStats `json:"latency"`
-		Attempts               int64        `json:"attempts"`
-		FailedAttempts         int64        `json:"failed_attempts"`
-		AttemptFailuresByClass ClassCounts  `json:"attempt_failures_by_class"`
-		RateLimited            int64        `json:"rate_limited"`
-		Retries                int64        `json:"retries"`
-		Fallbacks              int64        `json:"fallbacks"`
-		RateLimitWaits         int64        `json:"rate_limit_waits"`
-		RateLimitWaitMS        float64      `json:"rate_limit_wait_ms"`
-		RateLimitWaitErrors    int64        `json:"rate_limit_wait_errors"`
-		Images                 int64        `json:"images"`
-		CostUSD                float64      `json:"cost_usd"`
-		EstimatedCostUSD       float64      `json:"estimated_cost_usd"`
-		UnknownCostCalls       int64        `json:"unknown_cost_calls"`
+		Calls           int64        `json:"calls"`
+		Successes       int64        `json:"successes"`
+		Failures        int64        `json:"failures"`
+		SuccessRate     *float64     `json:"success_rate"`
+		FailuresByClass ClassCounts  `json:"failures_by_class"`
+		CachedCalls     int64        `json:"cached_calls"`
+		SharedCalls     int64        `json:"shared_calls"`
+		Latency         LatencyStats `json:"latency"`
+		attemptStatsJSON
 	}{
 		t.Calls, t.Successes, t.Failures, statsRateJSON(t.Successes, t.Calls), t.FailuresByClass,
-		t.CachedCalls, t.SharedCalls, t.Latency, t.Attempts, t.FailedAttempts,
-		t.AttemptFailuresByClass, t.RateLimited, t.Retries, t.Fallbacks, t.RateLimitWaits,
-		statsMillis(t.RateLimitWait), t.RateLimitWaitErrors, t.Images, t.CostUSD,
-		t.EstimatedCostUSD, t.UnknownCostCalls,
+		t.CachedCalls, t.SharedCalls, t.Latency, t.AttemptStats.toJSON(),
 	})
 }
 

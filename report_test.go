@@ -169,3 +169,14 @@ func mapKeys(m map[string]any) []string {
 	}
 	return keys
 }
+
+func TestAttemptStatsJSON(t *testing.T) {
+	data, err := json.Marshal(AttemptStats{Attempts: 2, RateLimitWait: 1500 * time.Millisecond})
+	require.NoError(t, err)
+
+	var got map[string]any
+	require.NoError(t, json.Unmarshal(data, &got))
+	assert.Len(t, got, 13)
+	assert.Equal(t, 2.0, got["attempts"])
+	assert.Equal(t, 1500.0, got["rate_limit_wait_ms"])
+}

@@ -65,41 +65,8 @@ type ProviderStats struct {
 	// made them leave this pair. It adds up to Failures.
 	FailuresByClass ClassCounts
 
-	// Attempts counts requests sent to this pair, and FailedAttempts those
-	// that returned an error.
-	Attempts       int64
-	FailedAttempts int64
-	// AttemptFailuresByClass counts failed attempts by class. It adds up to
-	// FailedAttempts.
-	AttemptFailuresByClass ClassCounts
-	// RateLimited counts attempts rejected with a rate limit (HTTP 429,
-	// ClassRateLimited). It equals AttemptFailuresByClass.Count(ClassRateLimited).
-	RateLimited int64
-
-	// Retries counts retries of this pair after a failed attempt.
-	Retries int64
-	// Fallbacks counts moves from this pair to another.
-	Fallbacks int64
-
-	// RateLimitWaits counts waits for this pair's rate limiter that were not
-	// zero or failed, RateLimitWait is their total duration and
-	// RateLimitWaitErrors counts the waits that failed.
-	RateLimitWaits      int64
-	RateLimitWait       time.Duration
-	RateLimitWaitErrors int64
-
-	// Images counts images returned by successful attempts.
-	Images int64
-
-	// CostUSD is the total cost, in US dollars, of the successful calls
-	// whose cost came from the usage the service reported.
-	// EstimatedCostUSD is the total of those whose cost the catalog
-	// estimated. UnknownCostCalls counts successful calls whose cost is
-	// unknown and is in neither total. Results from the cache or shared with
-	// another caller cost nothing and are not counted.
-	CostUSD          float64
-	EstimatedCostUSD float64
-	UnknownCostCalls int64
+	// AttemptStats are the figures of the attempts sent to this pair.
+	AttemptStats
 
 	// Latency is the latency of successful attempts, the provider call
 	// alone. Failed attempts are left out because a rejected request returns
@@ -131,26 +98,56 @@ type TotalStats struct {
 	// call including rate-limit waits, retries, fallbacks and cache lookups.
 	Latency LatencyStats
 
-	// The fields below are the sums of the same fields over all providers.
-	Attempts               int64
-	FailedAttempts         int64
-	AttemptFailuresByClass ClassCounts
-	RateLimited            int64
-	Retries                int64
-	Fallbacks              int64
-	RateLimitWaits         int64
-	RateLimitWait          time.Duration
-	RateLimitWaitErrors    int64
-	Images                 int64
-	CostUSD                float64
-	EstimatedCostUSD       float64
-	UnknownCostCalls       int64
+	// AttemptStats are the sums of the same figures over all providers.
+	AttemptStats
 }
 
 // SuccessRate returns Successes divided by Calls, between 0 and 1, or 0 when
 // Calls is 0.
 func (t TotalStats) SuccessRate() float64 {
 	return statsRatio(t.Successes, t.Calls)
+}
+
+// AttemptStats are the figures of the attempts sent to providers: attempts
+// and their failures, retries, fallbacks, rate limits, images and cost.
+// Cost is billed for the successful attempt that ends a call, and is
+// recorded on that attempt's provider and model.
+type AttemptStats struct {
+	// Attempts counts requests sent to providers, and FailedAttempts those
+	// that returned an error.
+	Attempts       int64
+	FailedAttempts int64
+	// AttemptFailuresByClass counts failed attempts by class. It adds up to
+	// FailedAttempts.
+	AttemptFailuresByClass ClassCounts
+	// RateLimited counts attempts rejected with a rate limit (HTTP 429,
+	// ClassRateLimited). It equals AttemptFailuresByClass.Count(ClassRateLimited).
+	RateLimited int64
+
+	// Retries counts retries of the same pair after a failed attempt.
+	Retries int64
+	// Fallbacks counts moves from one pair to another.
+	Fallbacks int64
+
+	// RateLimitWaits counts the rate limiter's waits that were not zero or
+	// failed. RateLimitWait is their total duration, and
+	// RateLimitWaitErrors counts the waits that failed.
+	RateLimitWaits      int64
+	RateLimitWait       time.Duration
+	RateLimitWaitErrors int64
+
+	// Images counts images returned by successful attempts.
+	Images int64
+
+	// CostUSD is the total cost, in US dollars, of the successful calls
+	// whose cost came from the usage the service reported.
+	// EstimatedCostUSD is the total of those whose cost the catalog
+	// estimated. UnknownCostCalls counts successful calls whose cost is
+	// unknown and is in neither total. Results from the cache or shared with
+	// another caller cost nothing and are not counted.
+	CostUSD          float64
+	EstimatedCostUSD float64
+	UnknownCostCalls int64
 }
 
 // CacheStats counts cache operations. Hits and Misses count lookups; Errors
@@ -463,24 +460,24 @@ func (r *statsRecorder) snapshot() Stats {
 		return cmp.Or(cmp.Compare(a.Provider, b.Provider), cmp.Compare(a.Model, b.Model))
 	})
 	for _, p := range out.Providers {
-		t.addProvider(p)
+		t.AttemptStats.add(p.AttemptStats)
 	}
 	return out
 }
 
-// addProvider adds p's attempt-level figures to t.
-func (t *TotalStats) addProvider(p ProviderStats) {
-	t.Attempts += p.Attempts
-	t.FailedAttempts += p.FailedAttempts
-	t.AttemptFailuresByClass.addAll(p.AttemptFailuresByClass)
-	t.RateLimited += p.RateLimited
-	t.Retries += p.Retries
-	t.Fallbacks += p.Fallbacks
-	t.RateLimitWaits += p.RateLimitWaits
-	t.RateLimitWait += p.RateLimitWait
-	t.RateLimitWaitErrors += p.RateLimitWaitErrors
-	t.Images += p.Images
-	t.CostUSD += p.CostUSD
-	t.EstimatedCostUSD += p.EstimatedCostUSD
-	t.UnknownCostCalls += p.UnknownCostCalls
+// add adds every figure of other to a.
+func (a *AttemptStats) add(other AttemptStats) {
+	a.Attempts += other.Attempts
+	a.FailedAttempts += other.FailedAttempts
+	a.AttemptFailuresByClass.addAll(other.AttemptFailuresByClass)
+	a.RateLimited += other.RateLimited
+	a.Retries += other.Retries
+	a.Fallbacks += other.Fallbacks
+	a.RateLimitWaits += other.RateLimitWaits
+	a.RateLimitWait += other.RateLimitWait
+	a.RateLimitWaitErrors += other.RateLimitWaitErrors
+	a.Images += other.Images
+	a.CostUSD += other.CostUSD
+	a.EstimatedCostUSD += other.EstimatedCostUSD
+	a.UnknownCostCalls += other.UnknownCostCalls
 }

@@ -99,14 +99,21 @@ func TestStatsRecorderScenarios(t *testing.T) {
 			},
 			providers: []ProviderStats{{
 				Provider: "openai", Model: "gpt-image-1",
-				Calls: 1, Successes: 1, Attempts: 1,
-				RateLimitWaits: 1, RateLimitWait: 2 * time.Second,
-				Images: 2, CostUSD: 0.17,
+				Calls: 1, Successes: 1,
+				AttemptStats: AttemptStats{
+					Attempts:       1,
+					RateLimitWaits: 1, RateLimitWait: 2 * time.Second,
+					Images: 2, CostUSD: 0.17,
+				},
 				Latency: oneLatency(20 * time.Second),
 			}},
 			totals: TotalStats{
 				Calls: 1, Successes: 1, Latency: oneLatency(23 * time.Second),
-				Attempts: 1, RateLimitWaits: 1, RateLimitWait: 2 * time.Second, Images: 2, CostUSD: 0.17,
+				AttemptStats: AttemptStats{
+					Attempts:       1,
+					RateLimitWaits: 1, RateLimitWait: 2 * time.Second,
+					Images: 2, CostUSD: 0.17,
+				},
 			},
 			cache: CacheStats{Misses: 1},
 		},
@@ -121,17 +128,22 @@ func TestStatsRecorderScenarios(t *testing.T) {
 			providers: []ProviderStats{{
 				Provider: "openai", Model: "gpt-image-1",
 				Calls: 1, Successes: 1,
-				Attempts: 2, FailedAttempts: 1,
-				AttemptFailuresByClass: classCounts(map[Class]int64{ClassRateLimited: 1}),
-				RateLimited:            1, Retries: 1,
-				Images: 1, EstimatedCostUSD: 0.04,
+				AttemptStats: AttemptStats{
+					Attempts: 2, FailedAttempts: 1,
+					AttemptFailuresByClass: classCounts(map[Class]int64{ClassRateLimited: 1}),
+					RateLimited:            1, Retries: 1,
+					Images: 1, EstimatedCostUSD: 0.04,
+				},
 				Latency: oneLatency(30 * time.Second),
 			}},
 			totals: TotalStats{
 				Calls: 1, Successes: 1, Latency: oneLatency(32 * time.Second),
-				Attempts: 2, FailedAttempts: 1,
-				AttemptFailuresByClass: classCounts(map[Class]int64{ClassRateLimited: 1}),
-				RateLimited:            1, Retries: 1, Images: 1, EstimatedCostUSD: 0.04,
+				AttemptStats: AttemptStats{
+					Attempts: 2, FailedAttempts: 1,
+					AttemptFailuresByClass: classCounts(map[Class]int64{ClassRateLimited: 1}),
+					RateLimited:            1, Retries: 1,
+					Images: 1, EstimatedCostUSD: 0.04,
+				},
 			},
 		},
 		{
@@ -149,21 +161,26 @@ func TestStatsRecorderScenarios(t *testing.T) {
 					Provider: "azure", Model: "gpt-image-1",
 					Calls: 1, Failures: 1,
 					FailuresByClass: classCounts(map[Class]int64{ClassServer: 1}),
-					Attempts:        2, FailedAttempts: 2,
-					AttemptFailuresByClass: classCounts(map[Class]int64{ClassServer: 2}),
-					Retries:                1, Fallbacks: 1,
+					AttemptStats: AttemptStats{
+						Attempts: 2, FailedAttempts: 2,
+						AttemptFailuresByClass: classCounts(map[Class]int64{ClassServer: 2}),
+						Retries:                1, Fallbacks: 1,
+					},
 				},
 				{
 					Provider: "openai", Model: "gpt-image-1",
-					Calls: 1, Successes: 1, Attempts: 1, Images: 1, UnknownCostCalls: 1,
-					Latency: oneLatency(40 * time.Second),
+					Calls: 1, Successes: 1,
+					AttemptStats: AttemptStats{Attempts: 1, Images: 1, UnknownCostCalls: 1},
+					Latency:      oneLatency(40 * time.Second),
 				},
 			},
 			totals: TotalStats{
 				Calls: 1, Successes: 1, Latency: oneLatency(45 * time.Second),
-				Attempts: 3, FailedAttempts: 2,
-				AttemptFailuresByClass: classCounts(map[Class]int64{ClassServer: 2}),
-				Retries:                1, Fallbacks: 1, Images: 1, UnknownCostCalls: 1,
+				AttemptStats: AttemptStats{
+					Attempts: 3, FailedAttempts: 2,
+					AttemptFailuresByClass: classCounts(map[Class]int64{ClassServer: 2}),
+					Retries:                1, Fallbacks: 1, Images: 1, UnknownCostCalls: 1,
+				},
 			},
 		},
 		{
@@ -200,14 +217,18 @@ func TestStatsRecorderScenarios(t *testing.T) {
 				Provider: "openai", Model: "dall-e-3",
 				Calls: 1, Failures: 1,
 				FailuresByClass: classCounts(map[Class]int64{ClassInvalidRequest: 1}),
-				Attempts:        1, FailedAttempts: 1,
-				AttemptFailuresByClass: classCounts(map[Class]int64{ClassInvalidRequest: 1}),
+				AttemptStats: AttemptStats{
+					Attempts: 1, FailedAttempts: 1,
+					AttemptFailuresByClass: classCounts(map[Class]int64{ClassInvalidRequest: 1}),
+				},
 			}},
 			totals: TotalStats{
 				Calls: 1, Failures: 1,
 				FailuresByClass: classCounts(map[Class]int64{ClassInvalidRequest: 1}),
-				Attempts:        1, FailedAttempts: 1,
-				AttemptFailuresByClass: classCounts(map[Class]int64{ClassInvalidRequest: 1}),
+				AttemptStats: AttemptStats{
+					Attempts: 1, FailedAttempts: 1,
+					AttemptFailuresByClass: classCounts(map[Class]int64{ClassInvalidRequest: 1}),
+				},
 			},
 		},
 		{
@@ -220,12 +241,12 @@ func TestStatsRecorderScenarios(t *testing.T) {
 				Provider: "openai", Model: "gpt-image-1",
 				Calls: 1, Failures: 1,
 				FailuresByClass: classCounts(map[Class]int64{ClassTimeout: 1}),
-				RateLimitWaits:  1, RateLimitWaitErrors: 1,
+				AttemptStats:    AttemptStats{RateLimitWaits: 1, RateLimitWaitErrors: 1},
 			}},
 			totals: TotalStats{
 				Calls: 1, Failures: 1,
 				FailuresByClass: classCounts(map[Class]int64{ClassTimeout: 1}),
-				RateLimitWaits:  1, RateLimitWaitErrors: 1,
+				AttemptStats:    AttemptStats{RateLimitWaits: 1, RateLimitWaitErrors: 1},
 			},
 		},
 		{
