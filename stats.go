@@ -9,9 +9,9 @@ import (
 )
 
 // StatsOverflowName is the Provider and Model of the series that collects
-// the events of every provider and model pair seen after the first
-// statsMaxSeries distinct pairs. It bounds the memory that Stats uses when
-// callers pass many distinct model names.
+// the events of every provider and model pair seen after the first 256
+// distinct pairs. It bounds the memory that Stats uses when callers pass
+// many distinct model names.
 const StatsOverflowName = "other"
 
 // statsMaxSeries caps the distinct provider and model pairs that get their
