@@ -26,6 +26,7 @@ type Client struct {
 	hooks        hookList
 	retry        RetryPolicy
 	retryBudget  *retryBudget
+	stats        *statsRecorder
 	defaultModel string
 	catalog      *Catalog
 	budget       *Budget
@@ -79,6 +80,7 @@ func New(opts ...Option) (*Client, error) {
 		c.defaultModel = DefaultModel
 	}
 	c.retryBudget = newRetryBudget(c.retry.RetryBudget)
+	c.stats = newStatsRecorder(time.Now())
 
 	seen := make(map[string]bool, len(cfg.providers))
 	for _, pc := range cfg.providers {
@@ -183,6 +185,8 @@ type call struct {
 	choice        *Choice  // what the catalog picked, or nil
 	attempts      int      // provider calls made, across providers
 	errs          []*Error // every attempt's error, in order
+	lastProvider  string   // the provider of the last attempt
+	lastModel     string   // the model of the last attempt
 }
 
 // candidate is one provider and model the call may try.
@@ -206,7 +210,7 @@ func (c *Client) run(ctx context.Context, cl *call) (*Result, error) {
 	if res != nil {
 		res.Latency = latency
 	}
-	c.hooks.done(ctx, c.logger, DoneEvent{Result: res, Err: err, Class: classOf(err), Latency: latency})
+	c.onDone(ctx, DoneEvent{Provider: cl.lastProvider, Model: cl.lastModel, Result: res, Err: err, Class: classOf(err), Latency: latency})
 	return res, err
 }
 
@@ -264,7 +268,7 @@ func (c *Client) tryCandidates(ctx context.Context, cl *call, cands []candidate)
 		cand := &cands[i]
 		if prev != nil {
 			last := cl.errs[len(cl.errs)-1]
-			c.hooks.fallback(ctx, c.logger, FallbackEvent{
+			c.onFallback(ctx, FallbackEvent{
 				FromProvider: prev.entry.name, FromModel: prev.model,
 				ToProvider: cand.entry.name, ToModel: cand.model,
 				Err: last, Class: classOf(last),
@@ -404,7 +408,7 @@ func (c *Client) tryCandidate(ctx context.Context, cl *call, cand *candidate) (r
 			return nil, true
 		}
 
-		c.hooks.retry(ctx, c.logger, RetryEvent{
+		c.onRetry(ctx, RetryEvent{
 			Provider: cand.entry.name, Model: cand.model, Attempt: attempt,
 			Delay: delay, Err: e, Class: e.Class,
 		})
@@ -420,7 +424,8 @@ func (c *Client) tryCandidate(ctx context.Context, cl *call, cand *candidate) (r
 // attempt makes one provider call.
 func (c *Client) attempt(ctx context.Context, cl *call, cand *candidate, n int) (*Result, *Error) {
 	name := cand.entry.name
-	c.hooks.attemptStart(ctx, c.logger, AttemptStartEvent{Provider: name, Model: cand.model, Attempt: n, Images: cl.req.N})
+	cl.lastProvider, cl.lastModel = name, cand.model
+	c.onAttemptStart(ctx, AttemptStartEvent{Provider: name, Model: cand.model, Attempt: n, Images: cl.req.N})
 
 	actx, cancel := context.WithTimeout(ctx, c.retry.AttemptTimeout)
 	start := time.Now()
@@ -435,14 +440,14 @@ func (c *Client) attempt(ctx context.Context, cl *call, cand *candidate, n int) 
 	}
 	if err != nil {
 		e := attemptError(ctx, err, name, cand.model, timedOut)
-		c.hooks.attemptEnd(ctx, c.logger, AttemptEndEvent{
+		c.onAttemptEnd(ctx, AttemptEndEvent{
 			Provider: name, Model: cand.model, Attempt: n, Latency: latency,
 			Err: e, Class: e.Class, RequestID: e.RequestID,
 		})
 		return nil, e
 	}
 
-	c.hooks.attemptEnd(ctx, c.logger, AttemptEndEvent{
+	c.onAttemptEnd(ctx, AttemptEndEvent{
 		Provider: name, Model: cand.model, Attempt: n, Latency: latency,
 		Images: len(resp.Images), Usage: resp.Usage, RequestID: resp.RequestID,
 	})
