@@ -1,0 +1,520 @@
+package imagegen
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/imagegen-go/imagegen/provider"
+)
+
+// ErrNoClient is returned by the methods of a nil or zero Client.
+var ErrNoClient = errors.New("imagegen: client not configured: create it with imagegen.New")
+
+// Client generates images through one or more providers. It validates each
+// request, then tries the providers in order, retrying failures that can
+// succeed and moving to the next provider on failures that cannot.
+//
+// A Client is safe for concurrent use by multiple goroutines. Create it with
+// New; the zero Client returns ErrNoClient from every call.
+type Client struct {
+	providers    []*providerEntry
+	logger       *slog.Logger
+	hooks        hookList
+	retry        RetryPolicy
+	retryBudget  *retryBudget
+	defaultModel string
+}
+
+// providerEntry is one registered provider with its static configuration.
+type providerEntry struct {
+	provider provider.Provider
+	name     string
+	models   []string
+	editor   provider.Editor // nil when the provider cannot edit
+}
+
+// New returns a Client configured by opts. It fails, before any network
+// call, when an option is invalid or no provider is given.
+func New(opts ...Option) (*Client, error) {
+	var cfg config
+	for _, opt := range opts {
+		if opt == nil {
+			continue
+		}
+		if err := opt(&cfg); err != nil {
+			return nil, err
+		}
+	}
+	if len(cfg.providers) == 0 {
+		return nil, errors.New("imagegen: no provider: add one with imagegen.WithProvider")
+	}
+
+	c := &Client{
+		logger:       cfg.logger,
+		hooks:        hookList(cfg.hooks),
+		retry:        cfg.retry.withDefaults(),
+		defaultModel: cfg.defaultModel,
+	}
+	if c.logger == nil {
+		c.logger = slog.New(slog.DiscardHandler)
+	}
+	if c.defaultModel == "" {
+		c.defaultModel = DefaultModel
+	}
+	c.retryBudget = newRetryBudget(c.retry.RetryBudget)
+
+	seen := make(map[string]bool, len(cfg.providers))
+	for _, pc := range cfg.providers {
+		name := pc.provider.Name()
+		if name == "" {
+			return nil, errors.New("imagegen: a provider has an empty Name(): every provider needs a unique name")
+		}
+		if seen[name] {
+			return nil, fmt.Errorf("imagegen: duplicate provider name %q: give each provider a unique name", name)
+		}
+		seen[name] = true
+
+		e := &providerEntry{provider: pc.provider, name: name, models: pc.models}
+		e.editor, _ = pc.provider.(provider.Editor)
+		c.providers = append(c.providers, e)
+	}
+	return c, nil
+}
+
+// Generate creates images from prompt. It returns a *ValidationError before
+// any network call when an option is invalid, and an *AttemptsError when
+// every attempt failed.
+func (c *Client) Generate(ctx context.Context, prompt string, opts GenerateOptions) (*Result, error) {
+	if c == nil || len(c.providers) == 0 {
+		return nil, ErrNoClient
+	}
+	req, err := c.newRequest(prompt, &opts)
+	if err != nil {
+		return nil, err
+	}
+	return c.run(ctx, &call{req: req, explicitModel: opts.Model != ""})
+}
+
+// Edit creates images from prompt and one or more input images. Only
+// providers that implement provider.Editor are used.
+func (c *Client) Edit(ctx context.Context, prompt string, images []provider.File, opts EditOptions) (*Result, error) {
+	if c == nil || len(c.providers) == 0 {
+		return nil, ErrNoClient
+	}
+	req, err := c.newRequest(prompt, &opts.GenerateOptions)
+	if err != nil {
+		return nil, err
+	}
+	if len(images) == 0 {
+		return nil, &ValidationError{Field: "images", Reason: "an edit needs at least one input image"}
+	}
+	for i, f := range images {
+		if len(f.Data) == 0 {
+			return nil, &ValidationError{Field: fmt.Sprintf("images[%d]", i), Value: f.Name, Reason: "the image has no data"}
+		}
+		if f.MediaType == "" {
+			return nil, &ValidationError{Field: fmt.Sprintf("images[%d]", i), Value: f.Name,
+				Reason: "missing MediaType: set it, for example to \"image/png\"; services reject untyped uploads"}
+		}
+	}
+	edit := &provider.EditRequest{Request: req, Images: images, Mask: opts.Mask, InputFidelity: opts.InputFidelity}
+	return c.run(ctx, &call{req: req, edit: edit, explicitModel: opts.Model != ""})
+}
+
+// newRequest validates the options and builds the provider request.
+func (c *Client) newRequest(prompt string, opts *GenerateOptions) (provider.Request, error) {
+	model := opts.Model
+	if model == "" {
+		model = c.defaultModel
+	}
+	req := opts.request(prompt, model)
+	if err := validateRequest(&req); err != nil {
+		return provider.Request{}, err
+	}
+	return req, nil
+}
+
+// call is the state of one Generate or Edit call.
+type call struct {
+	req  provider.Request
+	edit *provider.EditRequest // nil for Generate
+
+	explicitModel bool
+	attempts      int      // provider calls made, across providers
+	errs          []*Error // every attempt's error, in order
+}
+
+// candidate is one provider and model the call may try.
+type candidate struct {
+	entry *providerEntry
+	model string
+}
+
+// run executes a validated call and reports its outcome to hooks.
+func (c *Client) run(ctx context.Context, cl *call) (*Result, error) {
+	start := time.Now()
+	res, err := c.execute(ctx, cl)
+	latency := time.Since(start)
+
+	if res != nil {
+		res.Latency = latency
+	}
+	c.hooks.done(ctx, c.logger, DoneEvent{Result: res, Err: err, Class: classOf(err), Latency: latency})
+	return res, err
+}
+
+// execute tries the candidates in order until one succeeds, the caller's
+// context ends or a failure stops the call.
+func (c *Client) execute(ctx context.Context, cl *call) (*Result, error) {
+	if c.retry.MaxElapsed > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.retry.MaxElapsed)
+		defer cancel()
+	}
+	c.retryBudget.deposit()
+
+	cands := c.candidates(cl)
+	if len(cands) == 0 {
+		return nil, c.noCandidateError(cl)
+	}
+
+	var prev *candidate
+	for i := range cands {
+		cand := &cands[i]
+		if prev != nil {
+			last := cl.errs[len(cl.errs)-1]
+			c.hooks.fallback(ctx, c.logger, FallbackEvent{
+				FromProvider: prev.entry.name, FromModel: prev.model,
+				ToProvider: cand.entry.name, ToModel: cand.model,
+				Err: last, Class: classOf(last),
+			})
+			c.logger.LogAttrs(ctx, slog.LevelInfo, "imagegen: falling back",
+				slog.String("from", prev.entry.name), slog.String("from_model", prev.model),
+				slog.String("to", cand.entry.name), slog.String("to_model", cand.model),
+				slog.Any("error", last))
+		}
+
+		res, next := c.tryCandidate(ctx, cl, cand)
+		if res != nil {
+			if prev != nil {
+				res.Warnings = append(res.Warnings, fmt.Sprintf("fell back to %s (model %s) after %d failed attempts", cand.entry.name, cand.model, len(cl.errs)))
+			}
+			return res, nil
+		}
+		if !next || ctx.Err() != nil || cl.attempts >= c.retry.MaxCallAttempts {
+			break
+		}
+		prev = cand
+	}
+	return nil, newAttemptsError(ctx, cl)
+}
+
+// candidates lists the providers and models that can serve the call, in
+// the order they are tried.
+func (c *Client) candidates(cl *call) []candidate {
+	out := make([]candidate, 0, len(c.providers))
+	for _, e := range c.providers {
+		if cl.edit != nil && e.editor == nil {
+			continue
+		}
+		if len(e.models) == 0 {
+			out = append(out, candidate{entry: e, model: cl.req.Model})
+			continue
+		}
+		if cl.explicitModel {
+			for _, m := range e.models {
+				if m == cl.req.Model {
+					out = append(out, candidate{entry: e, model: m})
+				}
+			}
+			continue
+		}
+		for _, m := range e.models {
+			out = append(out, candidate{entry: e, model: m})
+		}
+	}
+	return out
+}
+
+func (c *Client) noCandidateError(cl *call) error {
+	if cl.edit != nil {
+		return &ValidationError{Field: "provider", Reason: "no configured provider supports image edits (provider.Editor)"}
+	}
+	return &ValidationError{Field: "model", Value: cl.req.Model,
+		Reason: "no configured provider serves this model: add it to a provider's WithModels or leave the model empty"}
+}
+
+// tryCandidate makes the attempts on one provider and model. It returns a
+// result on success; otherwise next reports whether the call may move on to
+// the next candidate.
+func (c *Client) tryCandidate(ctx context.Context, cl *call, cand *candidate) (res *Result, next bool) {
+	var delays *delaySource
+	for attempt := 1; ; attempt++ {
+		res, e := c.attempt(ctx, cl, cand, attempt)
+		if e == nil {
+			return res, false
+		}
+		cl.errs = append(cl.errs, e)
+
+		switch c.retry.nextStep(e) {
+		case stepStop:
+			return nil, false
+		case stepNext:
+			return nil, true
+		}
+
+		// The failure is retryable on this provider: check the limits.
+		if attempt >= c.retry.MaxAttempts || cl.attempts >= c.retry.MaxCallAttempts {
+			return nil, true
+		}
+		delay := e.RetryAfter
+		if delay > c.retry.MaxWait {
+			c.logger.LogAttrs(ctx, slog.LevelInfo, "imagegen: requested wait is longer than MaxWait; not retrying this provider",
+				slog.String("provider", cand.entry.name), slog.Duration("wait", delay), slog.Duration("max_wait", c.retry.MaxWait))
+			return nil, true
+		}
+		if delay == 0 {
+			if delays == nil {
+				delays = newDelaySource(&c.retry)
+			}
+			delay = delays.next()
+		}
+		if deadline, ok := ctx.Deadline(); ok && time.Until(deadline) <= delay {
+			// Sleeping would use up the caller's time: another provider
+			// may still answer within it.
+			return nil, true
+		}
+		if !c.retryBudget.withdraw() {
+			c.logger.LogAttrs(ctx, slog.LevelWarn, "imagegen: retry budget exhausted; not retrying",
+				slog.String("provider", cand.entry.name), slog.Any("error", e))
+			return nil, true
+		}
+
+		c.hooks.retry(ctx, c.logger, RetryEvent{
+			Provider: cand.entry.name, Model: cand.model, Attempt: attempt,
+			Delay: delay, Err: e, Class: e.Class,
+		})
+		c.logger.LogAttrs(ctx, slog.LevelInfo, "imagegen: retrying",
+			slog.String("provider", cand.entry.name), slog.String("model", cand.model),
+			slog.Int("attempt", attempt), slog.Duration("delay", delay), slog.Any("error", e))
+		if err := sleep(ctx, delay); err != nil {
+			return nil, false
+		}
+	}
+}
+
+// attempt makes one provider call.
+func (c *Client) attempt(ctx context.Context, cl *call, cand *candidate, n int) (*Result, *Error) {
+	name := cand.entry.name
+	c.hooks.attemptStart(ctx, c.logger, AttemptStartEvent{Provider: name, Model: cand.model, Attempt: n, Images: cl.req.N})
+
+	actx, cancel := context.WithTimeout(ctx, c.retry.AttemptTimeout)
+	start := time.Now()
+	resp, err := c.send(actx, cl, cand)
+	latency := time.Since(start)
+	timedOut := actx.Err() != nil && ctx.Err() == nil
+	cancel()
+	cl.attempts++
+
+	if err == nil {
+		err = checkResponse(resp, cl.req.N, name, cand.model)
+	}
+	if err != nil {
+		e := attemptError(ctx, err, name, cand.model, timedOut)
+		c.hooks.attemptEnd(ctx, c.logger, AttemptEndEvent{
+			Provider: name, Model: cand.model, Attempt: n, Latency: latency,
+			Err: e, Class: e.Class, RequestID: e.RequestID,
+		})
+		return nil, e
+	}
+
+	c.hooks.attemptEnd(ctx, c.logger, AttemptEndEvent{
+		Provider: name, Model: cand.model, Attempt: n, Latency: latency,
+		Images: len(resp.Images), Usage: resp.Usage, RequestID: resp.RequestID,
+	})
+	return c.newResult(cl, cand, resp), nil
+}
+
+// send calls the provider with the candidate's model.
+func (c *Client) send(ctx context.Context, cl *call, cand *candidate) (*provider.Response, error) {
+	if cl.edit != nil {
+		req := *cl.edit
+		req.Model = cand.model
+		return cand.entry.editor.Edit(ctx, &req)
+	}
+	req := cl.req
+	req.Model = cand.model
+	return cand.entry.provider.Generate(ctx, &req)
+}
+
+// attemptError classifies a failed attempt. A call cut by the Client's
+// per-attempt timeout is a timeout even when the provider reported it as a
+// cancellation; a call cut by the caller's context is canceled.
+func attemptError(ctx context.Context, err error, name, model string, timedOut bool) *Error {
+	e := asError(err, name, model)
+	switch {
+	case timedOut && e.Class != ClassTimeout:
+		cp := *e
+		cp.Class = ClassTimeout
+		return &cp
+	case ctx.Err() != nil && e.Class != ClassCanceled:
+		cp := *e
+		cp.Class = ClassCanceled
+		if cp.Err == nil {
+			cp.Err = ctx.Err()
+		} else if !errors.Is(cp.Err, ctx.Err()) {
+			cp.Err = fmt.Errorf("%w: %w", ctx.Err(), cp.Err)
+		}
+		return &cp
+	}
+	return e
+}
+
+// checkResponse rejects a successful answer that holds no usable image.
+func checkResponse(resp *provider.Response, n int, name, model string) error {
+	if resp == nil || len(resp.Images) == 0 {
+		return &Error{Provider: name, Model: model, Class: ClassServer, Message: "the provider returned no image"}
+	}
+	for i, img := range resp.Images {
+		if len(img.Data) == 0 {
+			return &Error{Provider: name, Model: model, Class: ClassServer, RequestID: resp.RequestID,
+				Message: fmt.Sprintf("the provider returned an empty image at index %d", i)}
+		}
+	}
+	return nil
+}
+
+func (c *Client) newResult(cl *call, cand *candidate, resp *provider.Response) *Result {
+	res := &Result{
+		Images:    resp.Images,
+		Provider:  cand.entry.name,
+		Model:     resp.Model,
+		Size:      resp.Size,
+		Quality:   resp.Quality,
+		Usage:     resp.Usage,
+		RequestID: resp.RequestID,
+		Attempts:  cl.attempts,
+	}
+	if res.Model == "" {
+		res.Model = cand.model
+	}
+	if res.Size == "" {
+		res.Size = cl.req.Size
+	}
+	if res.Quality == "" {
+		res.Quality = cl.req.Quality
+	}
+	return res
+}
+
+// classOf returns the class of the last failure in err, ClassUnknown for nil.
+func classOf(err error) Class {
+	if err == nil {
+		return ClassUnknown
+	}
+	return classify(err)
+}
+
+// AttemptsError is returned when every attempt of a call failed. Its text
+// explains the last failure; Unwrap returns every attempt's error, the last
+// one first, so errors.As finds the last *Error and errors.Is matches the
+// class of any attempt. When the caller's context ended the call, its error
+// is included too.
+type AttemptsError struct {
+	// Errors holds every attempt's *Error in the order they happened.
+	Errors []*Error
+	// Context is the caller's context error when it ended the call, else nil.
+	Context error
+}
+
+func newAttemptsError(ctx context.Context, cl *call) error {
+	return &AttemptsError{Errors: cl.errs, Context: ctx.Err()}
+}
+
+// Last returns the last attempt's error, or nil when there was none.
+func (e *AttemptsError) Last() *Error {
+	if e == nil || len(e.Errors) == 0 {
+		return nil
+	}
+	return e.Errors[len(e.Errors)-1]
+}
+
+// Error describes the last failure and the number of attempts per provider.
+func (e *AttemptsError) Error() string {
+	if e == nil {
+		return "imagegen: <nil error>"
+	}
+	var b strings.Builder
+	b.WriteString("imagegen: ")
+	if e.Context != nil {
+		b.WriteString("call ended (")
+		b.WriteString(e.Context.Error())
+		b.WriteString(") ")
+	}
+	fmt.Fprintf(&b, "after %d failed attempt", len(e.Errors))
+	if len(e.Errors) != 1 {
+		b.WriteByte('s')
+	}
+
+	var order []string
+	counts := map[string]int{}
+	for _, err := range e.Errors {
+		if counts[err.Provider] == 0 {
+			order = append(order, err.Provider)
+		}
+		counts[err.Provider]++
+	}
+	if len(order) > 1 {
+		b.WriteString(" (")
+		for i, p := range order {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			fmt.Fprintf(&b, "%s: %d", p, counts[p])
+		}
+		b.WriteByte(')')
+	}
+	if last := e.Last(); last != nil {
+		b.WriteString("; last: ")
+		b.WriteString(strings.TrimPrefix(last.Error(), "imagegen: "))
+	}
+	return b.String()
+}
+
+// Unwrap returns the last attempt's error, the caller's context error if
+// any, then the other attempts' errors in order.
+func (e *AttemptsError) Unwrap() []error {
+	if e == nil {
+		return nil
+	}
+	out := make([]error, 0, len(e.Errors)+1)
+	if last := e.Last(); last != nil {
+		out = append(out, last)
+	}
+	if e.Context != nil {
+		out = append(out, e.Context)
+	}
+	for i := 0; i < len(e.Errors)-1; i++ {
+		out = append(out, e.Errors[i])
+	}
+	return out
+}
+
+// LogValue returns the number of attempts and the last failure as a group.
+func (e *AttemptsError) LogValue() slog.Value {
+	if e == nil {
+		return slog.StringValue("<nil>")
+	}
+	attrs := []slog.Attr{slog.Int("attempts", len(e.Errors))}
+	if e.Context != nil {
+		attrs = append(attrs, slog.String("context", e.Context.Error()))
+	}
+	if last := e.Last(); last != nil {
+		attrs = append(attrs, slog.Any("last", last))
+	}
+	return slog.GroupValue(attrs...)
+}

@@ -1,0 +1,279 @@
+// Package openai is an imagegen provider for OpenAI's Images API and any
+// service that speaks the same wire format (OpenAI-compatible gateways).
+//
+// It is built on github.com/openai/openai-go/v3 with the SDK's own retries
+// turned off, because the imagegen Client owns retrying. It never reads
+// environment variables: pass the API key explicitly, for example from
+// os.Getenv("OPENAI_API_KEY") in your main package.
+package openai
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptrace"
+	"net/url"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/openai/openai-go/v3"
+	"github.com/openai/openai-go/v3/option"
+
+	"github.com/imagegen-go/imagegen"
+	"github.com/imagegen-go/imagegen/internal/httpx"
+	"github.com/imagegen-go/imagegen/provider"
+)
+
+// Defaults for Options fields left zero.
+const (
+	// DefaultBaseURL is OpenAI's own API endpoint.
+	DefaultBaseURL = "https://api.openai.com/v1"
+	// DefaultModel is the model used when neither the request nor Options name one.
+	DefaultModel = "gpt-image-2"
+	// DefaultMaxImageBytes caps one image's decoded size and one URL download.
+	DefaultMaxImageBytes = 64 << 20
+	// DefaultDownloadTimeout bounds the download of one image URL.
+	DefaultDownloadTimeout = 60 * time.Second
+)
+
+// Options configure a Provider. The zero value of every field has a
+// documented default; APIKey is required unless HTTPClient or RequestOptions
+// authenticate another way.
+type Options struct {
+	// Name is the provider's name in errors, logs and metrics. Default "openai".
+	Name string
+
+	// APIKey is sent as a bearer token. It never appears in errors or logs.
+	APIKey string
+
+	// BaseURL is the API root, such as "https://gateway.example/v1".
+	// Default DefaultBaseURL.
+	BaseURL string
+
+	// HTTPClient sends the requests. Default: a new http.Client without a
+	// timeout, because the imagegen Client bounds each attempt with its
+	// context and high-quality images take minutes.
+	HTTPClient *http.Client
+
+	// Organization and Project select the OpenAI organization and project.
+	Organization string
+	Project      string
+
+	// Header holds extra headers sent with every request.
+	Header http.Header
+
+	// Model is the default model for requests that do not name one.
+	// Default DefaultModel.
+	Model string
+
+	// MaxImageBytes caps one image's size, decoded or downloaded. A larger
+	// image fails the call. Default DefaultMaxImageBytes.
+	MaxImageBytes int64
+
+	// DownloadTimeout bounds the download of an image that the service
+	// returned as a URL. Default DefaultDownloadTimeout.
+	DownloadTimeout time.Duration
+
+	// RequestOptions are extra openai-go options applied after the ones
+	// above, for example to reach Azure OpenAI. The SDK's retries stay off.
+	RequestOptions []option.RequestOption
+}
+
+// Provider calls an OpenAI-compatible Images API. It implements
+// provider.Provider and provider.Editor and is safe for concurrent use.
+type Provider struct {
+	name            string
+	model           string
+	official        bool
+	httpClient      *http.Client
+	maxImageBytes   int64
+	downloadTimeout time.Duration
+	images          openai.ImageService
+}
+
+var (
+	_ provider.Provider = (*Provider)(nil)
+	_ provider.Editor   = (*Provider)(nil)
+)
+
+// New returns a Provider configured by opts. It returns an error naming the
+// field when an option is invalid.
+func New(opts Options) (*Provider, error) {
+	p := &Provider{
+		name:            opts.Name,
+		model:           opts.Model,
+		httpClient:      opts.HTTPClient,
+		maxImageBytes:   opts.MaxImageBytes,
+		downloadTimeout: opts.DownloadTimeout,
+	}
+	if p.name == "" {
+		p.name = "openai"
+	}
+	if p.model == "" {
+		p.model = DefaultModel
+	}
+	if p.httpClient == nil {
+		p.httpClient = &http.Client{}
+	}
+	if p.maxImageBytes == 0 {
+		p.maxImageBytes = DefaultMaxImageBytes
+	}
+	if p.maxImageBytes < 0 {
+		return nil, fmt.Errorf("imagegen/openai: invalid MaxImageBytes %d: must be positive, or 0 for the default", opts.MaxImageBytes)
+	}
+	if p.downloadTimeout == 0 {
+		p.downloadTimeout = DefaultDownloadTimeout
+	}
+	if p.downloadTimeout < 0 {
+		return nil, fmt.Errorf("imagegen/openai: invalid DownloadTimeout %v: must be positive, or 0 for the default", opts.DownloadTimeout)
+	}
+
+	baseURL := opts.BaseURL
+	if baseURL == "" {
+		baseURL = DefaultBaseURL
+	}
+	u, err := url.Parse(baseURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("imagegen/openai: invalid BaseURL %q: want an absolute http or https URL such as %q", baseURL, DefaultBaseURL)
+	}
+	p.official = strings.EqualFold(u.Hostname(), "api.openai.com")
+	if opts.APIKey == "" && opts.HTTPClient == nil && len(opts.RequestOptions) == 0 {
+		return nil, errors.New("imagegen/openai: missing APIKey: set Options.APIKey, for example from os.Getenv(\"OPENAI_API_KEY\")")
+	}
+
+	// openai.NewImageService, unlike openai.NewClient, reads no environment
+	// variables, so only these options configure the SDK.
+	reqOpts := []option.RequestOption{
+		option.WithBaseURL(baseURL),
+		option.WithHTTPClient(p.httpClient),
+		option.WithMaxRetries(0),
+	}
+	if opts.APIKey != "" {
+		reqOpts = append(reqOpts, option.WithAPIKey(opts.APIKey))
+	}
+	if opts.Organization != "" {
+		reqOpts = append(reqOpts, option.WithOrganization(opts.Organization))
+	}
+	if opts.Project != "" {
+		reqOpts = append(reqOpts, option.WithProject(opts.Project))
+	}
+	for key, values := range opts.Header {
+		for _, v := range values {
+			reqOpts = append(reqOpts, option.WithHeaderAdd(key, v))
+		}
+	}
+	reqOpts = append(reqOpts, opts.RequestOptions...)
+	reqOpts = append(reqOpts, option.WithMaxRetries(0))
+	p.images = openai.NewImageService(reqOpts...)
+	return p, nil
+}
+
+// Name returns the provider's name.
+func (p *Provider) Name() string { return p.name }
+
+// DefaultModel returns the model used for requests that do not name one.
+func (p *Provider) DefaultModel() string { return p.model }
+
+// EnforcesRetirement reports whether the provider calls OpenAI's own
+// endpoint, where retired models are shut down. Gateways and Azure
+// deployments may still serve them.
+func (p *Provider) EnforcesRetirement() bool { return p.official }
+
+// Generate sends req to POST /images/generations.
+func (p *Provider) Generate(ctx context.Context, req *provider.Request) (*provider.Response, error) {
+	if req == nil {
+		return nil, errors.New("imagegen/openai: nil request")
+	}
+	model := p.modelFor(req)
+	params := generateParams(req, model)
+
+	return p.do(ctx, model, func(ctx context.Context, opts ...option.RequestOption) error {
+		_, err := p.images.Generate(ctx, params, opts...)
+		return err
+	})
+}
+
+// Edit sends req to POST /images/edits as a multipart form.
+func (p *Provider) Edit(ctx context.Context, req *provider.EditRequest) (*provider.Response, error) {
+	if req == nil {
+		return nil, errors.New("imagegen/openai: nil request")
+	}
+	if len(req.Images) == 0 {
+		return nil, &imagegen.ValidationError{Field: "images", Reason: "an edit needs at least one input image"}
+	}
+	model := p.modelFor(&req.Request)
+	params := editParams(req, model)
+
+	return p.do(ctx, model, func(ctx context.Context, opts ...option.RequestOption) error {
+		_, err := p.images.Edit(ctx, params, opts...)
+		return err
+	})
+}
+
+func (p *Provider) modelFor(req *provider.Request) string {
+	if req.Model != "" {
+		return req.Model
+	}
+	return p.model
+}
+
+// do runs one SDK call that leaves the raw response to us, then decodes it.
+func (p *Provider) do(ctx context.Context, model string, call func(context.Context, ...option.RequestOption) error) (*provider.Response, error) {
+	var sent atomic.Bool
+	trace := &httptrace.ClientTrace{
+		WroteRequest: func(httptrace.WroteRequestInfo) { sent.Store(true) },
+	}
+	ctx = httptrace.WithClientTrace(ctx, trace)
+
+	var raw *http.Response
+	err := call(ctx, option.WithResponseBodyInto(&raw))
+	received := time.Now()
+	if err != nil {
+		return nil, p.convertError(ctx, model, err, sent.Load(), received)
+	}
+	if raw == nil || raw.Body == nil {
+		return nil, &imagegen.Error{Provider: p.name, Model: model, Class: imagegen.ClassServer,
+			Message: "the service returned no response body"}
+	}
+	defer raw.Body.Close()
+
+	resp, err := p.decodeResponse(ctx, raw, model)
+	if err != nil {
+		return nil, err
+	}
+	resp.RequestID = raw.Header.Get("X-Request-Id")
+	resp.RateLimit = httpx.RateLimit(raw.Header)
+	return resp, nil
+}
+
+// convertError maps an SDK or transport error to an *imagegen.Error.
+func (p *Provider) convertError(ctx context.Context, model string, err error, sent bool, received time.Time) error {
+	var apiErr *openai.Error
+	if errors.As(err, &apiErr) {
+		info := imagegen.APIErrorInfo{
+			Provider:   p.name,
+			Model:      model,
+			StatusCode: apiErr.StatusCode,
+			Type:       apiErr.Type,
+			Code:       apiErr.Code,
+			Param:      apiErr.Param,
+			Message:    apiErr.Message,
+			Now:        received,
+		}
+		if apiErr.Response != nil {
+			info.Header = apiErr.Response.Header
+		}
+		if info.Message == "" && info.Code == "" {
+			info.Message = "the service answered " + http.StatusText(apiErr.StatusCode) + " without an OpenAI error body"
+		}
+		return imagegen.NewAPIError(info)
+	}
+
+	// The caller's own cancellation wins over whatever the transport said.
+	if ctxErr := ctx.Err(); ctxErr != nil {
+		return imagegen.NewTransportError(p.name, model, fmt.Errorf("%w: %w", ctxErr, err), sent)
+	}
+	return imagegen.NewTransportError(p.name, model, err, sent)
+}
