@@ -59,8 +59,8 @@ func (s Strategy) String() string {
 	return "strategy(" + strconv.Itoa(int(s)) + ")"
 }
 
-// candidate is one provider and model that the Client may try for a call.
-type candidate struct {
+// orderCandidate is one provider and model that the Client may try for a call.
+type orderCandidate struct {
 	Provider string
 	Model    string
 	// Index is the candidate's position in the configured order, which
@@ -85,7 +85,7 @@ type candidate struct {
 // goroutine-safe global source. rnd is not safe for concurrent use, so the
 // caller must not share it between goroutines without a lock. An unknown
 // strategy keeps the configured order.
-func orderCandidates(s Strategy, cands []candidate, lat *latencyTracker, rnd *rand.Rand) []candidate {
+func orderCandidates(s Strategy, cands []orderCandidate, lat *latencyTracker, rnd *rand.Rand) []orderCandidate {
 	switch s {
 	case OrderCost:
 		for i := range cands {
@@ -110,14 +110,14 @@ func orderCandidates(s Strategy, cands []candidate, lat *latencyTracker, rnd *ra
 }
 
 // compareCandidates orders candidates by orderKey, then by configured order.
-func compareCandidates(a, b candidate) int {
+func compareCandidates(a, b orderCandidate) int {
 	if c := cmp.Compare(a.orderKey, b.orderKey); c != 0 {
 		return c
 	}
 	return cmp.Compare(a.Index, b.Index)
 }
 
-func setPriorityOrderKeys(cands []candidate) {
+func setPriorityOrderKeys(cands []orderCandidate) {
 	for i := range cands {
 		cands[i].orderKey = 0
 	}
@@ -230,7 +230,7 @@ func (l *latencyTracker) ewma(provider, model string) (time.Duration, bool) {
 // average latency in nanoseconds when measured, -1 for an unmeasured
 // candidate that is still being explored, and +Inf for one that is not.
 // Each candidate put first for exploration uses up one exploration.
-func (l *latencyTracker) setOrderKeys(cands []candidate) {
+func (l *latencyTracker) setOrderKeys(cands []orderCandidate) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 

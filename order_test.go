@@ -13,7 +13,7 @@ import (
 )
 
 // candidateNames returns "provider/model" for each candidate, in order.
-func candidateNames(cands []candidate) []string {
+func candidateNames(cands []orderCandidate) []string {
 	names := make([]string, len(cands))
 	for i, c := range cands {
 		names[i] = c.Provider + "/" + c.Model
@@ -24,7 +24,7 @@ func candidateNames(cands []candidate) []string {
 func knownCost(usd float64) Cost { return Cost{USD: usd, Known: true, Estimated: true} }
 
 func TestOrderPriority(t *testing.T) {
-	cands := []candidate{
+	cands := []orderCandidate{
 		{Provider: "c", Model: "m", Index: 2, EstimatedCost: knownCost(0.01)},
 		{Provider: "a", Model: "m", Index: 0, EstimatedCost: knownCost(0.5)},
 		{Provider: "b", Model: "m", Index: 1},
@@ -75,10 +75,10 @@ func TestOrderCost(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			cands := make([]candidate, len(tt.costs))
+			cands := make([]orderCandidate, len(tt.costs))
 			// Feed them in reverse so that the test proves the sort uses Index.
 			for i, c := range tt.costs {
-				cands[len(cands)-1-i] = candidate{Provider: "p" + strconv.Itoa(i), Model: "m", Index: i, EstimatedCost: c}
+				cands[len(cands)-1-i] = orderCandidate{Provider: "p" + strconv.Itoa(i), Model: "m", Index: i, EstimatedCost: c}
 			}
 			got := orderCandidates(OrderCost, cands, nil, nil)
 			assert.Equal(t, tt.want, candidateNames(got))
@@ -92,7 +92,7 @@ func TestOrderLatency(t *testing.T) {
 		lat.observe("a", "m", 40*time.Second)
 		lat.observe("b", "m", 10*time.Second)
 		lat.observe("c", "m", 20*time.Second)
-		cands := []candidate{{Provider: "a", Model: "m", Index: 0}, {Provider: "b", Model: "m", Index: 1}, {Provider: "c", Model: "m", Index: 2}}
+		cands := []orderCandidate{{Provider: "a", Model: "m", Index: 0}, {Provider: "b", Model: "m", Index: 1}, {Provider: "c", Model: "m", Index: 2}}
 		got := orderCandidates(OrderLatency, cands, lat, nil)
 		assert.Equal(t, []string{"b/m", "c/m", "a/m"}, candidateNames(got))
 	})
@@ -102,7 +102,7 @@ func TestOrderLatency(t *testing.T) {
 		lat.observe("a", "slow", 50*time.Second)
 		lat.observe("a", "fast", 5*time.Second)
 		lat.observe("b", "m", 20*time.Second)
-		cands := []candidate{{Provider: "a", Model: "slow", Index: 0}, {Provider: "b", Model: "m", Index: 1}, {Provider: "a", Model: "fast", Index: 2}}
+		cands := []orderCandidate{{Provider: "a", Model: "slow", Index: 0}, {Provider: "b", Model: "m", Index: 1}, {Provider: "a", Model: "fast", Index: 2}}
 		got := orderCandidates(OrderLatency, cands, lat, nil)
 		assert.Equal(t, []string{"a/fast", "b/m", "a/slow"}, candidateNames(got))
 	})
@@ -111,7 +111,7 @@ func TestOrderLatency(t *testing.T) {
 		lat := newLatencyTracker()
 		lat.observe("a", "m", time.Second)
 		lat.observe("b", "m", time.Second)
-		cands := []candidate{{Provider: "b", Model: "m", Index: 1}, {Provider: "a", Model: "m", Index: 0}}
+		cands := []orderCandidate{{Provider: "b", Model: "m", Index: 1}, {Provider: "a", Model: "m", Index: 0}}
 		got := orderCandidates(OrderLatency, cands, lat, nil)
 		assert.Equal(t, []string{"a/m", "b/m"}, candidateNames(got))
 	})
@@ -121,7 +121,7 @@ func TestOrderLatency(t *testing.T) {
 		lat.observe("a", "m", 30*time.Second)
 		lat.observe("c", "m", 10*time.Second)
 		order := func() []string {
-			cands := []candidate{{Provider: "a", Model: "m", Index: 0}, {Provider: "b", Model: "m", Index: 1}, {Provider: "c", Model: "m", Index: 2}}
+			cands := []orderCandidate{{Provider: "a", Model: "m", Index: 0}, {Provider: "b", Model: "m", Index: 1}, {Provider: "c", Model: "m", Index: 2}}
 			return candidateNames(orderCandidates(OrderLatency, cands, lat, nil))
 		}
 		for i := range latencyExplorations {
@@ -134,7 +134,7 @@ func TestOrderLatency(t *testing.T) {
 	})
 
 	t.Run("nil tracker keeps priority", func(t *testing.T) {
-		cands := []candidate{{Provider: "b", Model: "m", Index: 1}, {Provider: "a", Model: "m", Index: 0}}
+		cands := []orderCandidate{{Provider: "b", Model: "m", Index: 1}, {Provider: "a", Model: "m", Index: 0}}
 		got := orderCandidates(OrderLatency, cands, nil, nil)
 		assert.Equal(t, []string{"a/m", "b/m"}, candidateNames(got))
 	})
@@ -157,10 +157,10 @@ func TestOrderWeightedRandomDistribution(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			rnd := rand.New(rand.NewPCG(1, 2))
 			firsts := make([]int, len(tt.weights))
-			cands := make([]candidate, len(tt.weights))
+			cands := make([]orderCandidate, len(tt.weights))
 			for range rounds {
 				for i, w := range tt.weights {
-					cands[i] = candidate{Provider: "p" + strconv.Itoa(i), Index: i, Weight: w}
+					cands[i] = orderCandidate{Provider: "p" + strconv.Itoa(i), Index: i, Weight: w}
 				}
 				got := orderCandidates(OrderWeightedRandom, cands, nil, rnd)
 				firsts[got[0].Index]++
@@ -180,10 +180,10 @@ func TestOrderWeightedRandomSecondPlace(t *testing.T) {
 	rnd := rand.New(rand.NewPCG(7, 7))
 	const rounds = 20000
 	second := 0
-	cands := make([]candidate, 3)
+	cands := make([]orderCandidate, 3)
 	for range rounds {
 		for i, w := range []float64{6, 3, 1} {
-			cands[i] = candidate{Index: i, Weight: w}
+			cands[i] = orderCandidate{Index: i, Weight: w}
 		}
 		if orderCandidates(OrderWeightedRandom, cands, nil, rnd)[1].Index == 1 {
 			second++
@@ -197,7 +197,7 @@ func TestOrderWeightedRandomDeterministic(t *testing.T) {
 		rnd := rand.New(rand.NewPCG(42, 0))
 		var orders [][]string
 		for range 20 {
-			cands := []candidate{{Provider: "a", Index: 0, Weight: 1}, {Provider: "b", Index: 1, Weight: 1}, {Provider: "c", Index: 2, Weight: 1}}
+			cands := []orderCandidate{{Provider: "a", Index: 0, Weight: 1}, {Provider: "b", Index: 1, Weight: 1}, {Provider: "c", Index: 2, Weight: 1}}
 			orders = append(orders, candidateNames(orderCandidates(OrderWeightedRandom, cands, nil, rnd)))
 		}
 		return orders
@@ -208,7 +208,7 @@ func TestOrderWeightedRandomDeterministic(t *testing.T) {
 func TestOrderWeightedRandomUnweightedLast(t *testing.T) {
 	rnd := rand.New(rand.NewPCG(3, 4))
 	for range 100 {
-		cands := []candidate{
+		cands := []orderCandidate{
 			{Provider: "zero", Index: 0, Weight: 0},
 			{Provider: "a", Index: 1, Weight: 1},
 			{Provider: "negative", Index: 2, Weight: -1},
@@ -222,7 +222,7 @@ func TestOrderWeightedRandomUnweightedLast(t *testing.T) {
 }
 
 func TestOrderWeightedRandomGlobalSource(t *testing.T) {
-	cands := []candidate{{Provider: "a", Index: 0, Weight: 1}, {Provider: "b", Index: 1, Weight: 0}}
+	cands := []orderCandidate{{Provider: "a", Index: 0, Weight: 1}, {Provider: "b", Index: 1, Weight: 0}}
 	got := orderCandidates(OrderWeightedRandom, cands, nil, nil)
 	assert.Equal(t, []string{"a/", "b/"}, candidateNames(got))
 }
@@ -272,7 +272,7 @@ func TestLatencyTrackerBounded(t *testing.T) {
 	_, ok := lat.ewma("p", "m"+strconv.Itoa(latencyMaxEntries))
 	assert.False(t, ok, "pairs beyond the cap are not tracked")
 
-	cands := []candidate{{Provider: "p", Model: "new", Index: 0}, {Provider: "p", Model: "m0", Index: 1}}
+	cands := []orderCandidate{{Provider: "p", Model: "new", Index: 0}, {Provider: "p", Model: "m0", Index: 1}}
 	got := orderCandidates(OrderLatency, cands, lat, nil)
 	assert.Equal(t, []string{"p/m0", "p/new"}, candidateNames(got), "untracked pair comes last")
 }
@@ -286,7 +286,7 @@ func TestLatencyTrackerConcurrent(t *testing.T) {
 			for i := range 1000 {
 				lat.observe("p", model, time.Duration(i)*time.Millisecond)
 				lat.ewma("p", model)
-				cands := []candidate{{Provider: "p", Model: "m0", Index: 0}, {Provider: "p", Model: "m1", Index: 1}, {Provider: "q", Model: "m", Index: 2}}
+				cands := []orderCandidate{{Provider: "p", Model: "m0", Index: 0}, {Provider: "p", Model: "m1", Index: 1}, {Provider: "q", Model: "m", Index: 2}}
 				orderCandidates(OrderLatency, cands, lat, nil)
 			}
 		})
@@ -319,8 +319,8 @@ func TestStrategyString(t *testing.T) {
 	assert.Equal(t, "strategy(7)", Strategy(7).String())
 }
 
-func benchmarkCandidates() []candidate {
-	return []candidate{
+func benchmarkCandidates() []orderCandidate {
+	return []orderCandidate{
 		{Provider: "c", Model: "m", Index: 2, Weight: 1, EstimatedCost: knownCost(0.04)},
 		{Provider: "a", Model: "m", Index: 0, Weight: 3, EstimatedCost: knownCost(0.19)},
 		{Provider: "b", Model: "m", Index: 1, Weight: 2},
