@@ -53,7 +53,7 @@ func dataURL(mediaType string, data []byte) string {
 	return "data:" + mediaType + ";base64," + base64.StdEncoding.EncodeToString(data)
 }
 
-// gateway is a test chat completions gateway on 127.0.0.1. It answers
+// gateway is a test chat completions gateway on 127.0.0.1. It responds to
 // POST /v1/chat/completions with reply and serves images under /files/.
 type gateway struct {
 	server *httptest.Server
@@ -63,7 +63,7 @@ type gateway struct {
 	headers  []http.Header
 	// downloads holds the headers of each request under /files/.
 	downloads []http.Header
-	// reply writes the chat completion answer.
+	// reply writes the chat completion response.
 	reply func(w http.ResponseWriter, r *http.Request)
 }
 
@@ -110,7 +110,7 @@ func newGateway(t *testing.T, png []byte) *gateway {
 	return g
 }
 
-// replyJSON makes the gateway answer with status and body.
+// replyJSON makes the gateway respond with status and body.
 func (g *gateway) replyJSON(status int, body string, header map[string]string) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -124,7 +124,7 @@ func (g *gateway) replyJSON(status int, body string, header map[string]string) {
 	}
 }
 
-// replyMessage makes the gateway answer 200 with one choice whose message
+// replyMessage makes the gateway respond 200 with one choice whose message
 // is the given JSON object.
 func (g *gateway) replyMessage(message string) {
 	g.replyJSON(http.StatusOK, `{"id":"c1","object":"chat.completion","model":"gw-image-1","choices":[{"index":0,"finish_reason":"stop","message":`+message+`}]}`, nil)
