@@ -183,6 +183,12 @@ type Response struct {
 	// RateLimit is the quota state that the service reported with the
 	// response, used to pace later requests.
 	RateLimit RateLimit
+
+	// Warnings lists every request field that the provider could not send
+	// as asked, such as a field its endpoint lacks that it dropped or
+	// passed as a hint in the prompt. The Client adds them to
+	// Result.Warnings. Nil when the provider sent the request as asked.
+	Warnings []string
 }
 
 // RateLimit is a service's report of its quota, from headers such as
