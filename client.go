@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"time"
 
@@ -31,6 +32,10 @@ type Client struct {
 	catalog      *Catalog
 	budget       *Budget
 	allowRetired bool
+	fallback     FallbackPolicy
+	strategy     Strategy
+	latency      *latencyTracker
+	randSource
 }
 
 // providerEntry is one registered provider with its static configuration.
@@ -39,6 +44,9 @@ type providerEntry struct {
 	name     string
 	models   []string
 	editor   provider.Editor // nil when the provider cannot edit
+
+	weight  float64
+	breaker *circuitBreaker
 
 	// enforcesRetirement is true when the provider's service has shut down
 	// retired models (see provider.RetirementEnforcer).
@@ -69,6 +77,9 @@ func New(opts ...Option) (*Client, error) {
 		catalog:      cfg.catalog,
 		budget:       cfg.budget,
 		allowRetired: cfg.allowRetired,
+		fallback:     cfg.fallback,
+		strategy:     cfg.strategy,
+		latency:      newLatencyTracker(),
 	}
 	if c.catalog == nil {
 		c.catalog = DefaultCatalog()
@@ -82,6 +93,15 @@ func New(opts ...Option) (*Client, error) {
 	c.retryBudget = newRetryBudget(c.retry.RetryBudget)
 	c.stats = newStatsRecorder(time.Now())
 
+	breakerSettings := cfg.breaker
+	if breakerSettings.ProbeTimeout == 0 {
+		breakerSettings.ProbeTimeout = c.retry.AttemptTimeout + time.Minute
+	}
+	breakerSettings, err := breakerSettings.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+
 	seen := make(map[string]bool, len(cfg.providers))
 	for _, pc := range cfg.providers {
 		name := pc.provider.Name()
@@ -93,7 +113,11 @@ func New(opts ...Option) (*Client, error) {
 		}
 		seen[name] = true
 
-		e := &providerEntry{provider: pc.provider, name: name, models: pc.models}
+		e := &providerEntry{provider: pc.provider, name: name, models: pc.models, weight: pc.weight}
+		if e.weight == 0 {
+			e.weight = 1
+		}
+		e.breaker = newCircuitBreaker(name, breakerSettings)
 		e.editor, _ = pc.provider.(provider.Editor)
 		if re, ok := pc.provider.(provider.RetirementEnforcer); ok {
 			e.enforcesRetirement = re.EnforcesRetirement()
@@ -261,17 +285,23 @@ func (c *Client) settle(cl *call, r *Reservation, res *Result) {
 }
 
 // tryCandidates tries the candidates in order until one succeeds, the
-// caller's context ends or a failure stops the call.
+// caller's context ends or a failure stops the call. A provider that failed
+// is not tried again within the call, except with another model after a
+// failure that depends on the model (not found, invalid, rejected).
 func (c *Client) tryCandidates(ctx context.Context, cl *call, cands []candidate) (*Result, error) {
 	var prev *candidate
+	var failed []*providerEntry
 	for i := range cands {
 		cand := &cands[i]
+		if slices.Contains(failed, cand.entry) {
+			continue
+		}
 		if prev != nil {
 			last := cl.errs[len(cl.errs)-1]
 			c.onFallback(ctx, FallbackEvent{
 				FromProvider: prev.entry.name, FromModel: prev.model,
 				ToProvider: cand.entry.name, ToModel: cand.model,
-				Err: last, Class: classOf(last),
+				Err: last, Class: last.Class,
 			})
 			c.logger.LogAttrs(ctx, slog.LevelInfo, "imagegen: falling back",
 				slog.String("from", prev.entry.name), slog.String("from_model", prev.model),
@@ -279,6 +309,7 @@ func (c *Client) tryCandidates(ctx context.Context, cl *call, cands []candidate)
 				slog.Any("error", last))
 		}
 
+		errsBefore := len(cl.errs)
 		res, next := c.tryCandidate(ctx, cl, cand)
 		if res != nil {
 			if prev != nil {
@@ -289,7 +320,14 @@ func (c *Client) tryCandidates(ctx context.Context, cl *call, cands []candidate)
 		if !next || ctx.Err() != nil || cl.attempts >= c.retry.MaxCallAttempts {
 			break
 		}
-		prev = cand
+		if len(cl.errs) > errsBefore {
+			switch cl.errs[len(cl.errs)-1].Class {
+			case ClassNotFound, ClassInvalidRequest, ClassContentRejected:
+			default:
+				failed = append(failed, cand.entry)
+			}
+			prev = cand
+		}
 	}
 	return nil, newAttemptsError(ctx, cl)
 }
@@ -330,7 +368,7 @@ func (c *Client) plan(cl *call) ([]candidate, error) {
 		if len(cands) == 0 {
 			return nil, c.noCandidateError(cl)
 		}
-		return cands, nil
+		return c.order(cl, cands), nil
 	}
 
 	var retiredErr error
@@ -351,7 +389,7 @@ func (c *Client) plan(cl *call) ([]candidate, error) {
 		}
 		return nil, c.noCandidateError(cl)
 	}
-	return kept, nil
+	return c.order(cl, kept), nil
 }
 
 func (c *Client) noCandidateError(cl *call) error {
@@ -368,13 +406,18 @@ func (c *Client) noCandidateError(cl *call) error {
 func (c *Client) tryCandidate(ctx context.Context, cl *call, cand *candidate) (res *Result, next bool) {
 	var delays *delaySource
 	for attempt := 1; ; attempt++ {
-		res, e := c.attempt(ctx, cl, cand, attempt)
+		res, e, sent := c.attempt(ctx, cl, cand, attempt)
 		if e == nil {
 			return res, false
 		}
 		cl.errs = append(cl.errs, e)
+		if !sent {
+			// The breaker or the limiter kept the request back: nothing
+			// reached this provider, so the next one may serve the call.
+			return nil, e.Class != ClassCanceled
+		}
 
-		switch c.retry.nextStep(e) {
+		switch c.fallback.stepAfter(e, c.retry.nextStep(e)) {
 		case stepStop:
 			return nil, false
 		case stepNext:
@@ -421,9 +464,15 @@ func (c *Client) tryCandidate(ctx context.Context, cl *call, cand *candidate) (r
 	}
 }
 
-// attempt makes one provider call.
-func (c *Client) attempt(ctx context.Context, cl *call, cand *candidate, n int) (*Result, *Error) {
+// attempt makes one provider call, after the provider's circuit breaker
+// admits it. sent reports whether a request went out.
+func (c *Client) attempt(ctx context.Context, cl *call, cand *candidate, n int) (res *Result, e *Error, sent bool) {
 	name := cand.entry.name
+	ticket, e := c.admit(ctx, cand)
+	if e != nil {
+		return nil, e, false
+	}
+
 	cl.lastProvider, cl.lastModel = name, cand.model
 	c.onAttemptStart(ctx, AttemptStartEvent{Provider: name, Model: cand.model, Attempt: n, Images: cl.req.N})
 
@@ -440,18 +489,23 @@ func (c *Client) attempt(ctx context.Context, cl *call, cand *candidate, n int) 
 	}
 	if err != nil {
 		e := attemptError(ctx, err, name, cand.model, timedOut)
+		c.recordBreaker(ctx, cand, ticket, e)
 		c.onAttemptEnd(ctx, AttemptEndEvent{
 			Provider: name, Model: cand.model, Attempt: n, Latency: latency,
 			Err: e, Class: e.Class, RequestID: e.RequestID,
 		})
-		return nil, e
+		return nil, e, true
 	}
 
+	c.recordBreaker(ctx, cand, ticket, nil)
+	if c.strategy == OrderLatency {
+		c.latency.observe(name, cand.model, latency)
+	}
 	c.onAttemptEnd(ctx, AttemptEndEvent{
 		Provider: name, Model: cand.model, Attempt: n, Latency: latency,
 		Images: len(resp.Images), Usage: resp.Usage, RequestID: resp.RequestID,
 	})
-	return c.newResult(cl, cand, resp), nil
+	return c.newResult(cl, cand, resp), nil, true
 }
 
 // send calls the provider with the candidate's model.
@@ -526,6 +580,7 @@ func (c *Client) newResult(cl *call, cand *candidate, resp *provider.Response) *
 	req := cl.req
 	req.Model = cand.model
 	res.Cost = c.catalog.ResponseCost(&req, resp)
+	res.Warnings = append(res.Warnings, resp.Warnings...)
 	res.Choice = cl.choice
 	return res
 }

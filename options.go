@@ -25,11 +25,15 @@ type config struct {
 	catalog      *Catalog
 	budget       *Budget
 	allowRetired bool
+	fallback     FallbackPolicy
+	strategy     Strategy
+	breaker      BreakerSettings
 }
 
 type providerConfig struct {
 	provider provider.Provider
 	models   []string
+	weight   float64
 }
 
 // WithProvider adds a provider. Providers are tried in the order they are

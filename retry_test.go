@@ -289,7 +289,12 @@ func TestRetryBudgetLimitsStorm(t *testing.T) {
 			mu.Unlock()
 			return nil, imagegen.NewAPIError(imagegen.APIErrorInfo{StatusCode: 503})
 		}}
-		c := newTestClient(t, imagegen.RetryPolicy{MaxAttempts: 3, RetryBudget: 0.1}, down)
+		// The breaker would stop the storm on its own: keep it closed to
+		// see the budget alone.
+		c, err := imagegen.New(imagegen.WithProvider(down),
+			imagegen.WithRetry(imagegen.RetryPolicy{MaxAttempts: 3, RetryBudget: 0.1}),
+			imagegen.WithBreaker(imagegen.BreakerSettings{ConsecutiveFailures: 1000, FailureRate: 1, MinRequests: 1000}))
+		require.NoError(t, err)
 
 		const n = 100
 		for range n {

@@ -12,10 +12,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/http/httptrace"
 	"net/url"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/openai/openai-go/v3"
@@ -23,6 +21,7 @@ import (
 
 	"github.com/imagegen-go/imagegen"
 	"github.com/imagegen-go/imagegen/internal/httpx"
+	"github.com/imagegen-go/imagegen/internal/openaix"
 	"github.com/imagegen-go/imagegen/provider"
 )
 
@@ -221,17 +220,13 @@ func (p *Provider) modelFor(req *provider.Request) string {
 
 // do runs one SDK call that leaves the raw response to us, then decodes it.
 func (p *Provider) do(ctx context.Context, model string, call func(context.Context, ...option.RequestOption) error) (*provider.Response, error) {
-	var sent atomic.Bool
-	trace := &httptrace.ClientTrace{
-		WroteRequest: func(httptrace.WroteRequestInfo) { sent.Store(true) },
-	}
-	ctx = httptrace.WithClientTrace(ctx, trace)
+	ctx, sent := openaix.TraceSent(ctx)
 
 	var raw *http.Response
 	err := call(ctx, option.WithResponseBodyInto(&raw))
 	received := time.Now()
 	if err != nil {
-		return nil, p.convertError(ctx, model, err, sent.Load(), received)
+		return nil, openaix.ConvertError(ctx, p.name, model, err, sent.Load(), received)
 	}
 	if raw == nil || raw.Body == nil {
 		return nil, &imagegen.Error{Provider: p.name, Model: model, Class: imagegen.ClassServer,
@@ -246,34 +241,4 @@ func (p *Provider) do(ctx context.Context, model string, call func(context.Conte
 	resp.RequestID = raw.Header.Get("X-Request-Id")
 	resp.RateLimit = httpx.RateLimit(raw.Header)
 	return resp, nil
-}
-
-// convertError maps an SDK or transport error to an *imagegen.Error.
-func (p *Provider) convertError(ctx context.Context, model string, err error, sent bool, received time.Time) error {
-	var apiErr *openai.Error
-	if errors.As(err, &apiErr) {
-		info := imagegen.APIErrorInfo{
-			Provider:   p.name,
-			Model:      model,
-			StatusCode: apiErr.StatusCode,
-			Type:       apiErr.Type,
-			Code:       apiErr.Code,
-			Param:      apiErr.Param,
-			Message:    apiErr.Message,
-			Now:        received,
-		}
-		if apiErr.Response != nil {
-			info.Header = apiErr.Response.Header
-		}
-		if info.Message == "" && info.Code == "" {
-			info.Message = "the service answered " + http.StatusText(apiErr.StatusCode) + " without an OpenAI error body"
-		}
-		return imagegen.NewAPIError(info)
-	}
-
-	// The caller's own cancellation wins over whatever the transport said.
-	if ctxErr := ctx.Err(); ctxErr != nil {
-		return imagegen.NewTransportError(p.name, model, fmt.Errorf("%w: %w", ctxErr, err), sent)
-	}
-	return imagegen.NewTransportError(p.name, model, err, sent)
 }

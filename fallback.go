@@ -1,0 +1,165 @@
+package imagegen
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"time"
+)
+
+// FallbackPolicy decides which failures move a call to the next provider or
+// model. Rate limits with a wait over RetryPolicy.MaxWait, quota,
+// entitlement, authentication and not-found failures, and retryable failures
+// that outlast RetryPolicy.MaxAttempts always move on. The zero value stops
+// on invalid requests and content rejections, which would fail everywhere or
+// be billed again.
+type FallbackPolicy struct {
+	// OnContentRejected moves a call whose prompt or image a provider's
+	// moderation rejected to the next provider, whose policy may differ.
+	OnContentRejected bool
+
+	// OnInvalidRequest moves a call that a provider rejected as invalid to
+	// the next provider, for gateways whose vocabularies differ.
+	OnInvalidRequest bool
+}
+
+// WithFallback sets which failures move a call to the next provider.
+func WithFallback(p FallbackPolicy) Option {
+	return func(c *config) error {
+		c.fallback = p
+		return nil
+	}
+}
+
+// WithStrategy sets the order in which a call tries the providers and their
+// models. Default OrderPriority: the order of WithProvider and WithModels.
+func WithStrategy(s Strategy) Option {
+	return func(c *config) error {
+		switch s {
+		case OrderPriority, OrderCost, OrderLatency, OrderWeightedRandom:
+			c.strategy = s
+			return nil
+		}
+		return fmt.Errorf("imagegen: WithStrategy: unknown strategy %d: use OrderPriority, OrderCost, OrderLatency or OrderWeightedRandom", s)
+	}
+}
+
+// WithBreaker sets the circuit breaker settings used for every provider.
+// Each provider has its own breaker; see BreakerSettings. A zero
+// ProbeTimeout is raised above RetryPolicy.AttemptTimeout so that a slow
+// probe is not taken for a lost one.
+func WithBreaker(s BreakerSettings) Option {
+	return func(c *config) error {
+		if _, err := s.withDefaults(); err != nil {
+			return err
+		}
+		c.breaker = s
+		return nil
+	}
+}
+
+// WithWeight sets the provider's share of calls under OrderWeightedRandom.
+// Default 1.
+func WithWeight(w float64) ProviderOption {
+	return func(pc *providerConfig) error {
+		if !(w > 0) {
+			return fmt.Errorf("WithWeight: invalid weight %g: must be positive", w)
+		}
+		pc.weight = w
+		return nil
+	}
+}
+
+// stepAfter applies the fallback policy to a failure whose retry policy
+// says stop.
+func (p FallbackPolicy) stepAfter(e *Error, s step) step {
+	if s != stepStop {
+		return s
+	}
+	switch {
+	case e.Class == ClassContentRejected && p.OnContentRejected,
+		e.Class == ClassInvalidRequest && p.OnInvalidRequest:
+		return stepNext
+	}
+	return s
+}
+
+// order sorts the candidates by the Client's strategy. The default priority
+// strategy keeps the configured order and costs nothing.
+func (c *Client) order(cl *call, cands []candidate) []candidate {
+	if c.strategy == OrderPriority || len(cands) < 2 {
+		return cands
+	}
+
+	keys := make([]orderCandidate, len(cands))
+	for i, cand := range cands {
+		keys[i] = orderCandidate{Provider: cand.entry.name, Model: cand.model, Index: i, Weight: cand.entry.weight}
+		if c.strategy == OrderCost {
+			req := cl.req
+			req.Model = cand.model
+			keys[i].EstimatedCost = c.catalog.EstimateCost(&req)
+		}
+	}
+
+	var rnd *rand.Rand
+	if c.strategy == OrderWeightedRandom && c.rnd != nil {
+		c.rndMu.Lock()
+		defer c.rndMu.Unlock()
+		rnd = c.rnd
+	}
+	orderCandidates(c.strategy, keys, c.latency, rnd)
+
+	out := make([]candidate, len(cands))
+	for i, k := range keys {
+		out[i] = cands[k.Index]
+	}
+	return out
+}
+
+// randSource is the Client's random source for OrderWeightedRandom when a
+// test injects one; nil means math/rand/v2's global source.
+type randSource struct {
+	rndMu sync.Mutex
+	rnd   *rand.Rand
+}
+
+// admit asks the candidate's breaker whether an attempt may be sent. It
+// reports state changes to hooks and the log, outside the breaker's lock.
+func (c *Client) admit(ctx context.Context, cand *candidate) (breakerTicket, *Error) {
+	ticket, change, err := cand.entry.breaker.allow(time.Now())
+	if change != nil {
+		c.reportBreaker(ctx, change)
+	}
+	if err == nil {
+		return ticket, nil
+	}
+
+	var open *BreakerOpenError
+	msg := "the circuit breaker is open"
+	if errors.As(err, &open) && !open.Until.IsZero() {
+		msg = "the circuit breaker is open until " + open.Until.UTC().Format(time.RFC3339)
+	}
+	return ticket, &Error{Provider: cand.entry.name, Model: cand.model, Class: ClassServer, Message: msg, Err: err}
+}
+
+// recordBreaker reports an attempt's outcome to the candidate's breaker.
+func (c *Client) recordBreaker(ctx context.Context, cand *candidate, ticket breakerTicket, e *Error) {
+	var err error
+	class := ClassUnknown
+	if e != nil {
+		err, class = e, e.Class
+	}
+	if change := cand.entry.breaker.record(ticket, err, class, time.Now()); change != nil {
+		c.reportBreaker(ctx, change)
+	}
+}
+
+func (c *Client) reportBreaker(ctx context.Context, change *BreakerEvent) {
+	c.onBreakerChange(ctx, *change)
+	c.logger.LogAttrs(ctx, slog.LevelWarn, "imagegen: circuit breaker changed state",
+		slog.String("provider", change.Provider), slog.String("from", change.From.String()),
+		slog.String("to", change.To.String()), slog.Any("cause", change.Cause))
+}
