@@ -1,0 +1,222 @@
+package imagegentest
+
+import (
+	"bytes"
+	"encoding/binary"
+	"hash/fnv"
+	"image"
+	"image/color"
+	"image/jpeg"
+	"image/png"
+	"strconv"
+	"strings"
+	"sync"
+)
+
+// Default image parameters, used when a request leaves the field empty or
+// sets it to "auto".
+const (
+	// DefaultSize is the size of an image whose request has no size or "auto".
+	DefaultSize = "1024x1024"
+	// DefaultQuality is the quality that "auto" and an empty quality stand for
+	// in the usage that Server and FakeProvider report.
+	DefaultQuality = "medium"
+	// DefaultOutputFormat is the image encoding used when the request names none.
+	DefaultOutputFormat = "png"
+)
+
+// MaxImageEdge is the largest width or height, in pixels, that Server and
+// FakeProvider accept. Any "WxH" with both edges from 1 to MaxImageEdge is
+// valid, which is looser than OpenAI's own list of sizes.
+const MaxImageEdge = 4096
+
+// imageKey identifies one rendered image. Equal keys render identical bytes.
+type imageKey struct {
+	prompt      string
+	model       string
+	width       int
+	height      int
+	format      string // "png" or "jpeg"
+	transparent bool
+	compression int // jpeg quality, 1 to 100
+	index       int
+}
+
+// parseImageSize parses "WxH" and returns the default for "" and "auto".
+// ok is false for anything else or an edge outside 1..MaxImageEdge.
+func parseImageSize(size string) (width, height int, ok bool) {
+	if size == "" || size == "auto" {
+		return 1024, 1024, true
+	}
+	w, h, found := strings.Cut(size, "x")
+	if !found {
+		return 0, 0, false
+	}
+	width, errW := strconv.Atoi(w)
+	height, errH := strconv.Atoi(h)
+	if errW != nil || errH != nil || width < 1 || height < 1 || width > MaxImageEdge || height > MaxImageEdge {
+		return 0, 0, false
+	}
+	return width, height, true
+}
+
+// seed returns the 64-bit FNV-1a hash of the key's prompt, model, size and
+// index, from which every colour of the image is derived. FNV is fixed across
+// processes, unlike hash/maphash, so images are the same in every test run.
+func (k imageKey) seed() uint64 {
+	h := fnv.New64a()
+	var buf [8]byte
+	writeField := func(s string) {
+		binary.LittleEndian.PutUint64(buf[:], uint64(len(s)))
+		h.Write(buf[:])
+		h.Write([]byte(s))
+	}
+	writeField(k.prompt)
+	writeField(k.model)
+	for _, v := range []int{k.width, k.height, k.index} {
+		binary.LittleEndian.PutUint64(buf[:], uint64(v))
+		h.Write(buf[:])
+	}
+	return h.Sum64()
+}
+
+// quadrantColors derives four opaque colours from seed with the SplitMix64
+// sequence.
+func quadrantColors(seed uint64) [4]color.NRGBA {
+	var out [4]color.NRGBA
+	x := seed
+	for i := range out {
+		x += 0x9e3779b97f4a7c15
+		z := x
+		z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9
+		z = (z ^ (z >> 27)) * 0x94d049bb133111eb
+		z ^= z >> 31
+		out[i] = color.NRGBA{R: uint8(z), G: uint8(z >> 8), B: uint8(z >> 16), A: 0xff}
+	}
+	return out
+}
+
+// quadrant returns which of the four blocks (0 top left, 1 top right,
+// 2 bottom left, 3 bottom right) the pixel at x, y belongs to.
+func quadrant(x, y, width, height int) int {
+	q := 0
+	if x >= width/2 {
+		q++
+	}
+	if y >= height/2 {
+		q += 2
+	}
+	return q
+}
+
+// renderImage draws four flat colour blocks derived from the key and encodes
+// them. Flat blocks keep encoding cheap: a paletted PNG of 1024x1024 pixels
+// takes well under a millisecond to compress at png.BestSpeed. A transparent
+// PNG has its top-left block fully transparent.
+func renderImage(k imageKey) ([]byte, error) {
+	colors := quadrantColors(k.seed())
+	var buf bytes.Buffer
+	if k.format == "jpeg" {
+		if err := jpeg.Encode(&buf, jpegBlocks(k.width, k.height, colors), &jpeg.Options{Quality: k.compression}); err != nil {
+			return nil, err
+		}
+		return buf.Bytes(), nil
+	}
+
+	palette := make(color.Palette, 4)
+	for i, c := range colors {
+		palette[i] = c
+	}
+	if k.transparent {
+		palette[0] = color.NRGBA{}
+	}
+	img := image.NewPaletted(image.Rect(0, 0, k.width, k.height), palette)
+	for y := 0; y < k.height; y++ {
+		row := img.Pix[y*img.Stride : y*img.Stride+k.width]
+		for x := range row {
+			row[x] = uint8(quadrant(x, y, k.width, k.height))
+		}
+	}
+	enc := png.Encoder{CompressionLevel: png.BestSpeed}
+	if err := enc.Encode(&buf, img); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// jpegBlocks returns the four blocks as a 4:2:0 YCbCr image, the form that
+// image/jpeg encodes without a per-pixel colour conversion.
+func jpegBlocks(width, height int, colors [4]color.NRGBA) *image.YCbCr {
+	img := image.NewYCbCr(image.Rect(0, 0, width, height), image.YCbCrSubsampleRatio420)
+	var ys, cbs, crs [4]uint8
+	for i, c := range colors {
+		ys[i], cbs[i], crs[i] = color.RGBToYCbCr(c.R, c.G, c.B)
+	}
+	for y := 0; y < height; y++ {
+		for x := 0; x < width; x++ {
+			img.Y[img.YOffset(x, y)] = ys[quadrant(x, y, width, height)]
+		}
+	}
+	for cy := 0; cy < (height+1)/2; cy++ {
+		for cx := 0; cx < (width+1)/2; cx++ {
+			q := quadrant(cx*2, cy*2, width, height)
+			off := cy*img.CStride + cx
+			img.Cb[off], img.Cr[off] = cbs[q], crs[q]
+		}
+	}
+	return img
+}
+
+// imageCacheSize bounds the number of encoded images an imageCache keeps. At
+// the default size a flat PNG is a few kilobytes, so the cache stays small.
+const imageCacheSize = 256
+
+// imageCache keeps recently rendered images so that repeated requests, as in
+// benchmarks, skip encoding. It evicts the oldest entry when full. Returned
+// slices are shared and must not be modified. Safe for concurrent use.
+type imageCache struct {
+	mu    sync.Mutex
+	items map[imageKey][]byte
+	ring  [imageCacheSize]imageKey // keys in insertion order, for eviction
+	next  int                      // ring slot that the next insertion takes
+}
+
+// get returns the encoded image for k, rendering it on a miss. Rendering runs
+// outside the lock, so two goroutines may render the same key once each.
+func (c *imageCache) get(k imageKey) ([]byte, error) {
+	c.mu.Lock()
+	data, ok := c.items[k]
+	c.mu.Unlock()
+	if ok {
+		return data, nil
+	}
+
+	data, err := renderImage(k)
+	if err != nil {
+		return nil, err
+	}
+
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.items == nil {
+		c.items = make(map[imageKey][]byte, imageCacheSize)
+	}
+	if cached, ok := c.items[k]; ok {
+		return cached, nil
+	}
+	if len(c.items) >= imageCacheSize {
+		delete(c.items, c.ring[c.next])
+	}
+	c.items[k] = data
+	c.ring[c.next] = k
+	c.next = (c.next + 1) % imageCacheSize
+	return data, nil
+}
+
+// mediaTypeOf returns the MIME type of an output format.
+func mediaTypeOf(format string) string {
+	if format == "jpeg" {
+		return "image/jpeg"
+	}
+	return "image/png"
+}
