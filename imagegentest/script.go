@@ -79,7 +79,7 @@ const (
 const (
 	MessageInsufficientQuota = "You exceeded your current quota, please check your plan and billing details. " +
 		"For more information on this error, read the docs: https://platform.openai.com/docs/guides/error-codes/api-errors."
-	MessageBillingHardLimit = "Billing hard limit has been reached"
+	MessageBillingHardLimit  = "Billing hard limit has been reached"
 	MessageModerationBlocked = "Your request was rejected by the safety system. If you believe this is an error, " +
 		"contact us at help.openai.com and include the request ID req_5b0f3e1a9c2d4e6f8a7b6c5d4e3f2a1b."
 	MessageContentPolicyViolation = "Your request was rejected as a result of our safety system. " +
