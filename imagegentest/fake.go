@@ -351,14 +351,34 @@ func (f *FakeProvider) respond(req *provider.Request, edit *provider.EditRequest
 		Images:       images,
 		Usage:        &out.usage,
 		Model:        req.Model,
-		RequestID:    "req_fake_" + strconv.FormatInt(number, 10),
-		Size:         strconv.Itoa(width) + "x" + strconv.Itoa(height),
+		RequestID:    fakeRequestID(number),
+		Size:         sizeString(req.Size, width, height),
 		Quality:      quality,
 		Background:   background,
 		OutputFormat: format,
 		RateLimit:    f.cfg.rateLimit,
 	}
 	return &out.resp, nil
+}
+
+// fakeRequestID returns "req_fake_" and the call number, with one
+// allocation.
+func fakeRequestID(number int64) string {
+	var buf [32]byte
+	b := append(buf[:0], "req_fake_"...)
+	return string(strconv.AppendInt(b, number, 10))
+}
+
+// sizeString formats a parsed size, reusing the request's string when it
+// already has the canonical form.
+func sizeString(requested string, width, height int) string {
+	if requested == "" || requested == "auto" {
+		return DefaultSize
+	}
+	if w, h, ok := strings.Cut(requested, "x"); ok && w == strconv.Itoa(width) && h == strconv.Itoa(height) {
+		return requested
+	}
+	return strconv.Itoa(width) + "x" + strconv.Itoa(height)
 }
 
 // editInputTokens validates an edit's input images and returns their
