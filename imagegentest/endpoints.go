@@ -462,9 +462,10 @@ func (s *Server) serveImages(a *answer, rt route) {
 
 	var quotaHeader http.Header
 	if s.quota != nil {
+		now := s.cfg.clock() // read outside the lock: the clock is the caller's code
 		s.mu.Lock()
 		var deny *Response
-		quotaHeader, deny = s.quota.admit(s.cfg.clock(), p.n, p.model)
+		quotaHeader, deny = s.quota.admit(now, p.n, p.model)
 		s.mu.Unlock()
 		if deny != nil {
 			s.writeScripted(a, deny)

@@ -498,7 +498,7 @@ func parseErrorBody(body string) *APIError {
 
 // tinyPNG returns a 1x1 opaque PNG, encoded once.
 var tinyPNG = sync.OnceValue(func() []byte {
-	data, err := renderImage(imageKey{prompt: "tiny", width: 1, height: 1, format: "png"})
+	data, err := renderImage(imageKey{prompt: "tiny", width: 1, height: 1, format: "png"}, nil)
 	if err != nil {
 		return nil
 	}

@@ -110,10 +110,11 @@ func quadrant(x, y, width, height int) int {
 }
 
 // renderImage draws four flat colour blocks derived from the key and encodes
-// them. Flat blocks keep encoding cheap: a paletted PNG of 1024x1024 pixels
-// takes well under a millisecond to compress at png.BestSpeed. A transparent
-// PNG has its top-left block fully transparent.
-func renderImage(k imageKey) ([]byte, error) {
+// them. Flat blocks keep rendering cheap: every row is a copy of one of two
+// template rows, and long runs of one byte compress fast. A
+// transparent PNG has its top-left block fully transparent. pool, which may be
+// nil, lends PNG encoder buffers so that their compressor state is reused.
+func renderImage(k imageKey, pool png.EncoderBufferPool) ([]byte, error) {
 	colors := quadrantColors(k.seed())
 	var buf bytes.Buffer
 	if k.format == "jpeg" {
@@ -123,25 +124,52 @@ func renderImage(k imageKey) ([]byte, error) {
 		return buf.Bytes(), nil
 	}
 
-	palette := make(color.Palette, 4)
-	for i, c := range colors {
-		palette[i] = c
+	// image/png copies the rows of an 8-bit paletted image as they are but
+	// packs smaller palettes pixel by pixel, which is several times slower.
+	// More than 16 entries selects 8 bits; the entries past 4 are unused.
+	palette := make(color.Palette, 17)
+	for i := range palette {
+		palette[i] = colors[min(i, 3)]
 	}
 	if k.transparent {
 		palette[0] = color.NRGBA{}
 	}
 	img := image.NewPaletted(image.Rect(0, 0, k.width, k.height), palette)
-	for y := 0; y < k.height; y++ {
-		row := img.Pix[y*img.Stride : y*img.Stride+k.width]
-		for x := range row {
-			row[x] = uint8(quadrant(x, y, k.width, k.height))
-		}
-	}
-	enc := png.Encoder{CompressionLevel: png.BestSpeed}
+	fillBlocks(img.Pix, img.Stride, k.width, k.height, [4]uint8{0, 1, 2, 3})
+	enc := png.Encoder{CompressionLevel: png.BestSpeed, BufferPool: pool}
 	if err := enc.Encode(&buf, img); err != nil {
 		return nil, err
 	}
 	return buf.Bytes(), nil
+}
+
+// fillBlocks sets the width x height plane pix, whose rows are stride bytes
+// apart, to the four block values in quadrant order (see quadrant). Only the
+// first row of each half is drawn; the other rows copy it.
+func fillBlocks(pix []uint8, stride, width, height int, values [4]uint8) {
+	halfWidth, halfHeight := width/2, height/2
+	for y := range height {
+		row := pix[y*stride : y*stride+width]
+		if y != 0 && y != halfHeight {
+			src := 0
+			if y > halfHeight {
+				src = halfHeight * stride
+			}
+			copy(row, pix[src:src+width])
+			continue
+		}
+		left, right := values[0], values[1]
+		if y >= halfHeight {
+			left, right = values[2], values[3]
+		}
+		for x := range row {
+			if x < halfWidth {
+				row[x] = left
+			} else {
+				row[x] = right
+			}
+		}
+	}
 }
 
 // jpegBlocks returns the four blocks as a 4:2:0 YCbCr image, the form that
@@ -152,19 +180,32 @@ func jpegBlocks(width, height int, colors [4]color.NRGBA) *image.YCbCr {
 	for i, c := range colors {
 		ys[i], cbs[i], crs[i] = color.RGBToYCbCr(c.R, c.G, c.B)
 	}
-	for y := 0; y < height; y++ {
-		for x := 0; x < width; x++ {
-			img.Y[img.YOffset(x, y)] = ys[quadrant(x, y, width, height)]
-		}
-	}
-	for cy := 0; cy < (height+1)/2; cy++ {
-		for cx := 0; cx < (width+1)/2; cx++ {
+	fillBlocks(img.Y, img.YStride, width, height, ys)
+	// A chroma sample covers the 2x2 luma pixels whose top-left corner is at
+	// twice its coordinates, so its block is that pixel's block.
+	chromaWidth, chromaHeight := (width+1)/2, (height+1)/2
+	for cy := range chromaHeight {
+		for cx := range chromaWidth {
 			q := quadrant(cx*2, cy*2, width, height)
 			off := cy*img.CStride + cx
 			img.Cb[off], img.Cr[off] = cbs[q], crs[q]
 		}
 	}
 	return img
+}
+
+// pngBufferPool is a png.EncoderBufferPool backed by a sync.Pool.
+type pngBufferPool struct {
+	pool sync.Pool
+}
+
+func (p *pngBufferPool) Get() *png.EncoderBuffer {
+	b, _ := p.pool.Get().(*png.EncoderBuffer)
+	return b
+}
+
+func (p *pngBufferPool) Put(b *png.EncoderBuffer) {
+	p.pool.Put(b)
 }
 
 // imageCacheSize bounds the number of encoded images an imageCache keeps. At
@@ -179,6 +220,8 @@ type imageCache struct {
 	items map[imageKey][]byte
 	ring  [imageCacheSize]imageKey // keys in insertion order, for eviction
 	next  int                      // ring slot that the next insertion takes
+
+	buffers pngBufferPool
 }
 
 // get returns the encoded image for k, rendering it on a miss. Rendering runs
@@ -191,7 +234,7 @@ func (c *imageCache) get(k imageKey) ([]byte, error) {
 		return data, nil
 	}
 
-	data, err := renderImage(k)
+	data, err := renderImage(k, &c.buffers)
 	if err != nil {
 		return nil, err
 	}

@@ -641,3 +641,19 @@ func TestServerUnstarted(t *testing.T) {
 	require.ErrorAs(t, err, &apiErr)
 	assert.Equal(t, http.StatusServiceUnavailable, apiErr.StatusCode)
 }
+
+func BenchmarkServerGenerate(b *testing.B) {
+	for _, size := range []string{"64x64", "1024x1024"} {
+		b.Run(size, func(b *testing.B) {
+			srv := newTestServer(b)
+			client := newOpenAIClient(srv)
+			params := openai.ImageGenerateParams{Prompt: "a benchmark", Size: openai.ImageGenerateParamsSize(size)}
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := client.Images.Generate(context.Background(), params); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
