@@ -21,7 +21,7 @@
 //	)
 //
 // POST /v1/images/generations and POST /v1/images/edits validate their
-// requests as OpenAI does and answer with real images: PNG by default, JPEG
+// requests as OpenAI does and respond with real images: PNG by default, JPEG
 // for output_format "jpeg", of the requested size (1024x1024 for "auto").
 // The bytes depend only on the prompt, model, size, format and image index,
 // so a test can compare them across runs. The standard library cannot
@@ -29,22 +29,23 @@
 // The usage block follows gpt-image-1's published token table; OutputTokens,
 // TextTokens and ImageTokens compute the same figures for assertions.
 //
-// Enqueue scripts the next answers, in order, and SetHandler decides answers
-// from the request. Ready-made answers reproduce each failure that OpenAI's
-// image API is known to send, with its status, error type, code, parameter,
-// message and headers: RateLimited, InsufficientQuota, BillingHardLimit,
-// OrganizationNotVerified, InvalidAPIKey, ModelNotFound, ModerationBlocked,
-// ContentPolicyViolation, InvalidParameter, ServerError, Overloaded,
-// HTMLProxyError, Timeout, Slow, DropConnection, EmptyData and BadBase64.
+// Enqueue scripts the next responses, in order, and SetHandler decides
+// responses from the request. Ready-made responses reproduce each failure
+// that OpenAI's image API is known to send, with its status, error type,
+// code, parameter, message and headers. They are RateLimited,
+// InsufficientQuota, BillingHardLimit, OrganizationNotVerified,
+// InvalidAPIKey, ModelNotFound, ModerationBlocked, ContentPolicyViolation,
+// InvalidParameter, ServerError, Overloaded, HTMLProxyError, Timeout, Slow,
+// DropConnection, EmptyData and BadBase64.
 // For example, one rate limit followed by a success:
 //
 //	srv.Enqueue(imagegentest.RateLimited(2 * time.Second))
 //
 // WithQuota enforces a requests-per-minute and images-per-minute limit with
-// OpenAI's 429 answer and x-ratelimit-* headers, and WithClock drives it from
+// OpenAI's 429 response and x-ratelimit-* headers, and WithClock drives it from
 // a test clock. Requests and Stats report what the server received and sent.
 //
-// A delay in a scripted answer ends as soon as the client goes away or the
+// A delay in a scripted response ends as soon as the client goes away or the
 // server closes, so abandoned requests do not hold up Close. The server runs
 // over real loopback sockets, which testing/synctest bubbles do not support:
 // use FakeProvider in such tests.

@@ -95,8 +95,8 @@ func readJSONBody(w http.ResponseWriter, r *http.Request) (map[string]any, *Resp
 }
 
 // readMultipartBody reads a multipart/form-data body. A part is a file when
-// it has a file name or a Content-Type header; a file part without a
-// Content-Type is application/octet-stream, as RFC 7578 says.
+// it has a file name or a Content-Type header. A file part without a
+// Content-Type is application/octet-stream, as RFC 7578 specifies.
 func readMultipartBody(w http.ResponseWriter, r *http.Request) (map[string]any, []RecordedFile, *Response) {
 	r.Body = http.MaxBytesReader(w, r.Body, maxBodyBytes)
 	defer func() { _, _ = io.Copy(io.Discard, r.Body) }()
@@ -304,7 +304,7 @@ func parseImageParams(rec *RecordedRequest, rt route) (imageParams, *Response) {
 		return p, errResp
 	}
 	// NOTE: the standard library has no WebP, GIF-animation or SVG output,
-	// so every format other than jpeg is answered as PNG and echoed as "png".
+	// so every format other than jpeg is sent as PNG and echoed as "png".
 	p.format = DefaultOutputFormat
 	if format == "jpeg" {
 		p.format = "jpeg"
@@ -376,7 +376,7 @@ func checkEditFiles(files []RecordedFile) (int64, *Response) {
 		if mediaType != "image/webp" {
 			cfg, _, err := image.DecodeConfig(bytes.NewReader(file.Data))
 			if err != nil {
-				// NOTE: the wording and code of OpenAI's answer to an
+				// NOTE: the wording and code of OpenAI's response to an
 				// undecodable image are not confirmed.
 				return 0, invalidRequest(http.StatusBadRequest, name, "invalid_image_file",
 					fmt.Sprintf("Invalid image file for '%s': the data is not a valid %s image.", name, mediaType))
@@ -445,8 +445,8 @@ type inputTokensDetail struct {
 }
 
 // serveImages validates a generation or edit request, applies the quota and
-// answers with images.
-func (s *Server) serveImages(a *answer, rt route) {
+// responds with images.
+func (s *Server) serveImages(a *exchange, rt route) {
 	p, errResp := parseImageParams(a.rec, rt)
 	if errResp != nil {
 		s.writeScripted(a, errResp)

@@ -410,7 +410,7 @@ func editInputTokens(edit *provider.EditRequest) (int64, error) {
 }
 
 // FakeError returns the *imagegen.Error that a provider builds from an HTTP
-// error answer with this status, error type, code, message and headers, as
+// error response with this status, error type, code, message and headers, as
 // imagegen.NewAPIError classifies it. header may be nil. The error's
 // Provider is empty; an imagegen.Client fills it in.
 func FakeError(status int, typ, code, message string, header http.Header) error {
@@ -423,7 +423,7 @@ func FakeError(status int, typ, code, message string, header http.Header) error 
 	})
 }
 
-// FakeResultFrom converts a scripted Server answer into the FakeResult that a
+// FakeResultFrom converts a scripted Server response into the FakeResult that a
 // provider would produce from it, so that tests can share one script between
 // Server and FakeProvider:
 //
@@ -433,7 +433,7 @@ func FakeError(status int, typ, code, message string, header http.Header) error 
 //   - A status of 400 or more becomes FakeError of the status, the headers
 //     and Error, or the body's error JSON; a body that is not error JSON,
 //     such as HTMLProxyError's, gives the status text as message.
-//   - A 2xx answer with a Body, such as EmptyData or BadBase64, becomes an
+//   - A 2xx response with a Body, such as EmptyData or BadBase64, becomes an
 //     error of class ClassServer, because the body holds no usable image.
 //   - Anything else is a normal success.
 func FakeResultFrom(r Response) FakeResult {

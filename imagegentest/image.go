@@ -209,7 +209,8 @@ func (p *pngBufferPool) Put(b *png.EncoderBuffer) {
 }
 
 // imageCacheSize bounds the number of encoded images an imageCache keeps. At
-// the default size a flat PNG is a few kilobytes, so the cache stays small.
+// 1024x1024 pixels an image is about 6 KB as PNG and 18 KB as JPEG, so a full
+// cache of that size takes a few megabytes.
 const imageCacheSize = 256
 
 // imageCache keeps recently rendered images so that repeated requests, as in

@@ -14,11 +14,12 @@ import (
 // refills continuously at the limit per Minute, so a spent bucket is full
 // again one Minute after its last request. A request takes one token from the
 // requests bucket and n tokens (its image count) from the images bucket. A
-// request that does not fit in every bucket is answered 429 and takes
-// nothing. Scripted answers (Enqueue, SetHandler) bypass the quota and take
-// nothing either.
+// request that does not fit in every bucket is rejected with 429 and takes
+// nothing. Requests that fail authentication or validation, and scripted
+// responses with a status, body, error or Drop, bypass the quota and take
+// nothing either; a scripted Response that responds normally goes through it.
 //
-// Answers report the buckets in OpenAI's headers, the images bucket as the
+// Responses report the buckets in OpenAI's headers, the images bucket as the
 // "tokens" headers: x-ratelimit-limit-* is the limit, x-ratelimit-remaining-*
 // the whole tokens left after the request, and x-ratelimit-reset-* the time
 // until the bucket is full again. A 429 also carries retry-after and
@@ -132,8 +133,8 @@ func newQuotaState(q Quota) *quotaState {
 }
 
 // admit takes one request and n images at now. When they do not fit, it
-// takes nothing and returns the 429 answer to send. Either way it returns the
-// rate-limit headers to add to the answer.
+// takes nothing and returns the 429 response to send. Either way it returns the
+// rate-limit headers to add to the response.
 func (s *quotaState) admit(now time.Time, n int, model string) (http.Header, *Response) {
 	h := http.Header{}
 	var deny *Response
@@ -202,25 +203,25 @@ func quotaExceeded(b *quotaBucket, cost int64, wait time.Duration, fits bool, un
 	return errorResponse(http.StatusTooManyRequests, h, typ, "", CodeRateLimitExceeded, msg)
 }
 
-// Stats counts what a Server has done since it started. Scripted answers are
+// Stats counts what a Server has done since it started. Scripted responses are
 // counted like normal ones.
 type Stats struct {
 	// Requests is the number of requests to the API paths, including
 	// rejected, scripted and dropped ones.
 	Requests int
-	// Succeeded and Failed count answers with a 2xx status and with a 4xx or
+	// Succeeded and Failed count responses with a 2xx status and with a 4xx or
 	// 5xx status.
 	Succeeded int
 	Failed    int
-	// RateLimited counts 429 answers: quota rejections and scripted ones.
+	// RateLimited counts 429 responses: quota rejections and scripted ones.
 	RateLimited int
-	// Dropped counts connections closed without an answer by Response.Drop.
+	// Dropped counts connections closed without a response by Response.Drop.
 	Dropped int
 	// Abandoned counts requests whose client went away, or whose Server
 	// closed, during a Response.Delay.
 	Abandoned int
-	// Images is the number of images in normal successful answers.
+	// Images is the number of images in normal successful responses.
 	Images int
-	// Downloads counts image downloads served from URL answers.
+	// Downloads counts image downloads served from URL responses.
 	Downloads int
 }

@@ -8,37 +8,37 @@ import (
 	"time"
 )
 
-// Response is a scripted answer of a Server, queued with Server.Enqueue or
+// Response is a scripted response of a Server, queued with Server.Enqueue or
 // returned by a HandlerFunc.
 //
-// The zero Response answers normally, as if nothing were scripted. Fields
+// The zero Response makes the Server respond normally, as if nothing were scripted. Fields
 // combine as follows:
 //
 //   - Delay waits before anything else happens. The wait ends early, without
-//     an answer, when the client goes away or the Server closes.
-//   - Drop closes the connection without answering once the request body
+//     a response, when the client goes away or the Server closes.
+//   - Drop closes the connection without responding once the request body
 //     has been read, so the client gets an EOF or a connection reset.
 //   - Otherwise, when Status, Body and Error are all empty, the Server
-//     answers normally and adds Header to its answer. With only Delay set,
+//     responds normally and adds Header to its response. With only Delay set,
 //     that is a slow success.
-//   - Otherwise the Server answers Status (200 when zero) with Body, or with
+//   - Otherwise the Server sends Status (200 when zero) with Body, or with
 //     Error encoded as OpenAI's error JSON when Body is empty, and Header.
 //
-// Every answer carries an x-request-id header (unless Header sets one) and
+// Every response carries an x-request-id header (unless Header sets one) and
 // content-type application/json (unless Header sets another).
 type Response struct {
 	// Status is the HTTP status code. Zero means 200 when Body or Error is
-	// set, and a normal answer otherwise.
+	// set, and a normal response otherwise.
 	Status int
-	// Header is added to the answer. The Server only reads it.
+	// Header is added to the response. The Server only reads it.
 	Header http.Header
 	// Body is sent as is. It takes precedence over Error.
 	Body string
 	// Error is encoded as {"error":{...}} when Body is empty.
 	Error *APIError
-	// Delay is how long to wait before answering or dropping.
+	// Delay is how long to wait before responding or dropping.
 	Delay time.Duration
-	// Drop closes the connection instead of answering.
+	// Drop closes the connection instead of responding.
 	Drop bool
 }
 
@@ -75,7 +75,9 @@ const (
 	CodeUnsupportedFileMimetype = "unsupported_file_mimetype"
 )
 
-// Messages of the ready-made error responses, worded as OpenAI words them.
+// Messages of the ready-made error responses. They follow the wording of
+// OpenAI's messages as quoted in public bug reports; OpenAI may reword them,
+// so match on type and code rather than on the text.
 const (
 	MessageInsufficientQuota = "You exceeded your current quota, please check your plan and billing details. " +
 		"For more information on this error, read the docs: https://platform.openai.com/docs/guides/error-codes/api-errors."
@@ -97,7 +99,7 @@ const MaskedAPIKey = "sk-abc12*********************************************wxyz"
 // Image models.
 const DefaultRateLimitRequests = 5
 
-// RateLimited returns a 429 rate_limit_exceeded answer of type "requests",
+// RateLimited returns a 429 rate_limit_exceeded response of type "requests",
 // with the headers OpenAI sends: retry-after (whole seconds, rounded up),
 // retry-after-ms, and x-ratelimit-limit-requests,
 // x-ratelimit-remaining-requests (0) and x-ratelimit-reset-requests. A
@@ -126,7 +128,7 @@ func InsufficientQuota() Response {
 	return errorResponse(http.StatusTooManyRequests, nil, TypeInsufficientQuota, "", CodeInsufficientQuota, MessageInsufficientQuota)
 }
 
-// BillingHardLimit returns a 400 billing_hard_limit_reached answer, sent when
+// BillingHardLimit returns a 400 billing_hard_limit_reached response, sent when
 // the organisation's monthly spending limit is used up.
 func BillingHardLimit() Response {
 	return errorResponse(http.StatusBadRequest, nil, TypeInvalidRequest, "", CodeBillingHardLimitReached, MessageBillingHardLimit)
@@ -142,7 +144,7 @@ func OrganizationNotVerified(model string) Response {
 	return errorResponse(http.StatusForbidden, nil, TypeInvalidRequest, "", "", msg)
 }
 
-// InvalidAPIKey returns a 401 invalid_api_key answer whose message quotes
+// InvalidAPIKey returns a 401 invalid_api_key response whose message quotes
 // MaskedAPIKey, the way OpenAI quotes part of a rejected key.
 func InvalidAPIKey() Response {
 	return errorResponse(http.StatusUnauthorized, nil, TypeInvalidRequest, "", CodeInvalidAPIKey, invalidKeyMessage(MaskedAPIKey))
@@ -153,7 +155,7 @@ func invalidKeyMessage(masked string) string {
 		". You can find your API key at https://platform.openai.com/account/api-keys."
 }
 
-// ModelNotFound returns a 404 model_not_found answer for model.
+// ModelNotFound returns a 404 model_not_found response for model.
 func ModelNotFound(model string) Response {
 	msg := "The model `" + model + "` does not exist or you do not have access to it."
 	return errorResponse(http.StatusNotFound, nil, TypeInvalidRequest, "", CodeModelNotFound, msg)
@@ -166,13 +168,13 @@ func ModerationBlocked() Response {
 	return errorResponse(http.StatusBadRequest, nil, TypeImageGenerationErr, "", CodeModerationBlocked, MessageModerationBlocked)
 }
 
-// ContentPolicyViolation returns the 400 content_policy_violation answer that
+// ContentPolicyViolation returns the 400 content_policy_violation response that
 // DALL·E models send for a rejected prompt.
 func ContentPolicyViolation() Response {
 	return errorResponse(http.StatusBadRequest, nil, TypeInvalidRequest, "", CodeContentPolicyViolation, MessageContentPolicyViolation)
 }
 
-// InvalidParameter returns a 400 invalid_request_error answer about param,
+// InvalidParameter returns a 400 invalid_request_error response about param,
 // with code such as CodeUnknownParameter or CodeInvalidValue. The message
 // follows OpenAI's wording for the code.
 func InvalidParameter(param, code string) Response {
@@ -188,7 +190,7 @@ func InvalidParameter(param, code string) Response {
 	return errorResponse(http.StatusBadRequest, nil, TypeInvalidRequest, param, code, msg)
 }
 
-// ServerError returns a server_error answer with the given status, usually
+// ServerError returns a server_error response with the given status, usually
 // 500, 502 or 503. A status of zero means 500.
 func ServerError(status int) Response {
 	if status == 0 {
@@ -197,7 +199,7 @@ func ServerError(status int) Response {
 	return errorResponse(status, nil, TypeServerError, "", "", MessageServerError)
 }
 
-// Overloaded returns the 503 server_error answer that OpenAI sends when the
+// Overloaded returns the 503 server_error response that OpenAI sends when the
 // model is overloaded.
 func Overloaded() Response {
 	return errorResponse(http.StatusServiceUnavailable, nil, TypeServerError, "", "", MessageOverloaded)
@@ -219,22 +221,22 @@ func HTMLProxyError(status int) Response {
 	return Response{Status: status, Header: h, Body: body}
 }
 
-// Timeout returns an answer that holds the request for d and then sends a
+// Timeout returns a response that holds the request for d and then sends a
 // 504 Gateway Timeout HTML page, as a proxy that gives up on a slow upstream
-// does. A client whose own timeout is shorter than d sees a timeout instead.
+// does. A client whose own timeout is shorter than d gets a timeout error instead.
 func Timeout(d time.Duration) Response {
 	r := HTMLProxyError(http.StatusGatewayTimeout)
 	r.Delay = d
 	return r
 }
 
-// Slow returns an answer that waits d and then answers normally.
+// Slow returns a response that waits d and then responds normally.
 func Slow(d time.Duration) Response {
 	return Response{Delay: d}
 }
 
-// DropConnection returns an answer that reads the request and closes the
-// connection without answering, so the client cannot know whether the
+// DropConnection returns a response that reads the request and closes the
+// connection without responding, so the client cannot know whether the
 // request was processed.
 func DropConnection() Response {
 	return Response{Drop: true}
@@ -243,7 +245,7 @@ func DropConnection() Response {
 // EmptyDataBody is the body that EmptyData sends.
 const EmptyDataBody = `{"created":1767225600,"data":[],"background":"opaque","output_format":"png","quality":"medium","size":"1024x1024"}`
 
-// EmptyData returns a 200 answer whose data array is empty: a success
+// EmptyData returns a 200 response whose data array is empty: a success
 // without an image, which a provider must report as an error.
 func EmptyData() Response {
 	return Response{Status: http.StatusOK, Body: EmptyDataBody}
@@ -252,7 +254,7 @@ func EmptyData() Response {
 // BadBase64Body is the body that BadBase64 sends.
 const BadBase64Body = `{"created":1767225600,"data":[{"b64_json":"iVBORw0KGgo!!not*base64!!"}],"background":"opaque","output_format":"png","quality":"medium","size":"1024x1024"}`
 
-// BadBase64 returns a 200 answer whose b64_json is not valid base64.
+// BadBase64 returns a 200 response whose b64_json is not valid base64.
 func BadBase64() Response {
 	return Response{Status: http.StatusOK, Body: BadBase64Body}
 }

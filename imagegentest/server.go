@@ -26,10 +26,10 @@ import (
 //     and an optional mask.
 //   - The same two under /openai/deployments/{deployment}/images/, as Azure
 //     OpenAI routes them; the deployment stands for the model.
-//   - GET /files/{id}: images of answers that carry URLs (see
+//   - GET /files/{id}: images of responses that carry URLs (see
 //     WithURLResponses).
 //
-// Normal answers carry real PNG or JPEG images of the requested size, whose
+// Normal responses carry real PNG or JPEG images of the requested size, whose
 // bytes depend only on the prompt, model, size, format and index, and a usage
 // block computed with OutputTokens, TextTokens and ImageTokens. Requests are
 // validated like OpenAI validates them, and rejected with OpenAI's error body.
@@ -58,8 +58,8 @@ type Server struct {
 	fileOrder []string // file ids in insertion order, for eviction
 }
 
-// HandlerFunc decides the answer to a request that no queued Response
-// answers. It returns nil for a normal answer. It runs on the Server's
+// HandlerFunc decides the response to a request that no queued Response
+// takes. It returns nil for a normal response. It runs on the Server's
 // request goroutine, concurrently with other requests, and must not modify
 // *r.
 type HandlerFunc func(r *RecordedRequest) *Response
@@ -81,7 +81,7 @@ type RecordedRequest struct {
 	Files []RecordedFile
 	// Time is when the request arrived, by the Server's clock.
 	Time time.Time
-	// RequestID is the x-request-id the Server answered with.
+	// RequestID is the x-request-id header of the Server's response.
 	RequestID string
 }
 
@@ -106,11 +106,11 @@ type serverConfig struct {
 	handler      HandlerFunc
 }
 
-// WithURLResponses makes the Server answer with data[].url instead of
+// WithURLResponses makes the Server respond with data[].url instead of
 // data[].b64_json for every model, as some OpenAI-compatible gateways and
 // DALL·E do. The URLs point at GET /files/{id} on the same Server, which
 // serves the image with its content type. The Server keeps the last 1024
-// such images; older URLs answer 404, like expired ones.
+// such images; older URLs return 404, like expired ones.
 func WithURLResponses() Option {
 	return func(c *serverConfig) { c.urlResponses = true }
 }
@@ -127,7 +127,7 @@ func WithClock(now func() time.Time) Option {
 	return func(c *serverConfig) { c.clock = now }
 }
 
-// WithAPIKey makes the Server reject, with a 401 invalid_api_key answer,
+// WithAPIKey makes the Server reject, with a 401 invalid_api_key response,
 // requests whose Authorization header is not "Bearer key" and whose Api-Key
 // header (sent by Azure OpenAI clients) is not key. Without it any key, or
 // none, is accepted.
@@ -198,12 +198,15 @@ func (s *Server) Client() *http.Client {
 
 // RootURL returns the Server's URL without the /v1 path, the endpoint to
 // give Azure OpenAI clients (openai-go's azure.WithEndpoint).
+//
+// NOTE: the Azure routes are tested with plain HTTP requests only, because
+// openai-go's azure package needs a module this repository does not require.
 func (s *Server) RootURL() string {
 	return s.srv.URL
 }
 
-// Enqueue adds scripted answers. The next requests take them in order, one
-// each, before any HandlerFunc; once they are used up, the Server answers
+// Enqueue adds scripted responses. The next requests take them in order, one
+// each, before any HandlerFunc; once they are used up, the Server responds
 // normally again.
 func (s *Server) Enqueue(resp ...Response) {
 	s.mu.Lock()
@@ -211,7 +214,7 @@ func (s *Server) Enqueue(resp ...Response) {
 	s.queue = append(s.queue, resp...)
 }
 
-// Pending returns the number of queued answers not used yet.
+// Pending returns the number of queued responses not used yet.
 func (s *Server) Pending() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -219,7 +222,7 @@ func (s *Server) Pending() int {
 }
 
 // SetHandler sets the HandlerFunc consulted for requests that no queued
-// answer takes. Nil removes it.
+// response takes. Nil removes it.
 func (s *Server) SetHandler(fn HandlerFunc) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -249,7 +252,7 @@ func (s *Server) Stats() Stats {
 	return s.stats
 }
 
-// serveHTTP records the request, picks its answer and sends it.
+// serveHTTP records the request, picks its response and sends it.
 func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	if strings.HasPrefix(r.URL.Path, "/files/") {
 		s.serveFile(w, r)
@@ -291,7 +294,7 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		scripted = handler(&rec)
 	}
 
-	a := answer{w: w, r: r, rec: &rec, start: time.Now()}
+	a := exchange{w: w, r: r, rec: &rec, start: time.Now()}
 	if scripted != nil {
 		if !s.sleep(r, scripted.Delay) {
 			s.count(func(st *Stats) { st.Abandoned++ })
@@ -333,17 +336,17 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// answer is the state of one request's answer.
-type answer struct {
+// exchange is one request and the state of its response.
+type exchange struct {
 	w     http.ResponseWriter
 	r     *http.Request
 	rec   *RecordedRequest
 	start time.Time
-	extra http.Header // added to a normal answer by a scripted Response
+	extra http.Header // added to a normal response by a scripted Response
 }
 
-// sleep waits d and reports whether the wait ran to its end; it ends early
-// when the client goes away or the Server closes. It uses a timer, not
+// sleep waits d and reports whether the wait ran to its end. The wait ends
+// early when the client goes away or the Server closes. It uses a timer, not
 // time.Sleep, so that the wait can end early.
 func (s *Server) sleep(r *http.Request, d time.Duration) bool {
 	if d <= 0 {
@@ -360,7 +363,7 @@ func (s *Server) sleep(r *http.Request, d time.Duration) bool {
 	return false
 }
 
-// drop closes the connection without answering.
+// drop closes the connection without responding.
 func (s *Server) drop(w http.ResponseWriter) {
 	s.count(func(st *Stats) { st.Dropped++ })
 	if hj, ok := w.(http.Hijacker); ok {
@@ -379,8 +382,8 @@ func (s *Server) count(update func(*Stats)) {
 	update(&s.stats)
 }
 
-// writeScripted sends a scripted answer that has a status, body or error.
-func (s *Server) writeScripted(a *answer, resp *Response) {
+// writeScripted sends a scripted response that has a status, body or error.
+func (s *Server) writeScripted(a *exchange, resp *Response) {
 	status := resp.Status
 	if status == 0 {
 		status = http.StatusOK
@@ -393,7 +396,7 @@ func (s *Server) writeScripted(a *answer, resp *Response) {
 }
 
 // writeError sends OpenAI's error body.
-func (s *Server) writeError(a *answer, status int, h http.Header, e *APIError) {
+func (s *Server) writeError(a *exchange, status int, h http.Header, e *APIError) {
 	body, err := json.Marshal(errorEnvelope{Error: errorJSON{
 		Message: e.Message,
 		Type:    e.Type,
@@ -407,9 +410,9 @@ func (s *Server) writeError(a *answer, status int, h http.Header, e *APIError) {
 	s.write(a, status, h, body, 0)
 }
 
-// write sends an answer with the common headers and counts it. images is the
-// number of images in a normal successful answer.
-func (s *Server) write(a *answer, status int, h http.Header, body []byte, images int) {
+// write sends a response with the common headers and counts it. images is
+// the number of images in a normal successful response.
+func (s *Server) write(a *exchange, status int, h http.Header, body []byte, images int) {
 	out := a.w.Header()
 	for _, src := range []http.Header{a.extra, h} {
 		for k, v := range src {
@@ -461,8 +464,8 @@ func presentedKey(r *http.Request) string {
 	return auth
 }
 
-// maskKey hides all but the first 8 and the last 4 characters of key, as
-// OpenAI does in its 401 message. Keys of 12 characters or fewer are hidden
+// maskKey hides all but the first 8 and the last 4 characters of key, in the
+// style of OpenAI's 401 message. Keys of 12 characters or fewer are hidden
 // entirely.
 func maskKey(key string) string {
 	if len(key) <= 12 {
@@ -477,7 +480,7 @@ type storedFile struct {
 	contentType string
 }
 
-// maxStoredFiles bounds the images kept for URL answers.
+// maxStoredFiles bounds the images kept for URL responses.
 const maxStoredFiles = 1024
 
 // storeFile keeps data for GET /files/{id} and returns its absolute URL.
@@ -546,6 +549,6 @@ func newRequestID() string {
 
 func randomHex(n int) string {
 	b := make([]byte, n)
-	_, _ = rand.Read(b) // crypto/rand.Read never fails since Go 1.24.
+	_, _ = rand.Read(b) // Since Go 1.24, crypto/rand.Read never returns an error.
 	return hex.EncodeToString(b)
 }

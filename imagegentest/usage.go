@@ -5,10 +5,10 @@ import (
 	"unicode/utf8"
 )
 
-// gptImage1OutputTokens is the number of output tokens that gpt-image-1
-// bills per image, by quality and size, from OpenAI's gpt-image-1 pricing
-// page as of 2025. Server and FakeProvider report it for every GPT Image
-// model, because the later families publish no per-image table.
+// gptImage1OutputTokens is the number of output tokens that OpenAI
+// published for one gpt-image-1 image, by quality and size. Server and
+// FakeProvider report it for every GPT Image model, because the later
+// families publish no per-image table.
 var gptImage1OutputTokens = map[string]map[string]int64{
 	"low":    {"1024x1024": 272, "1024x1536": 408, "1536x1024": 400},
 	"medium": {"1024x1024": 1056, "1024x1536": 1584, "1536x1024": 1568},
@@ -55,11 +55,12 @@ func TextTokens(prompt string) int64 {
 }
 
 // ImageTokens returns the input image tokens that Server and FakeProvider
-// report for one input image of width x height pixels, using the tile formula
-// that OpenAI publishes for high-detail image inputs of its vision models: the
-// image is scaled to fit 2048x2048, then so that its short side is at most
-// 768, and costs 85 tokens plus 170 per 512-pixel tile. GPT Image models may
-// bill input images differently, so treat the figure as an estimate.
+// report for one input image of width x height pixels. It uses the tile
+// formula that OpenAI publishes for high-detail image inputs of its vision
+// models. The image is scaled to fit 2048x2048, then so that its short side
+// is at most 768, and costs 85 tokens plus 170 per 512-pixel tile. GPT Image
+// models may bill input images differently, so treat the figure as an
+// estimate.
 func ImageTokens(width, height int) int64 {
 	if width <= 0 || height <= 0 {
 		return 0
