@@ -227,13 +227,8 @@ func (f fields) enum(name string, allowed ...string) (string, *Response) {
 			return s, nil
 		}
 	}
-	quoted := make([]string, len(allowed))
-	for i, a := range allowed {
-		quoted[i] = "'" + a + "'"
-	}
-	list := strings.Join(quoted[:len(quoted)-1], ", ") + ", and " + quoted[len(quoted)-1]
 	return "", invalidRequest(http.StatusBadRequest, name, CodeInvalidValue,
-		fmt.Sprintf("Invalid value: '%s'. Supported values are: %s.", s, list))
+		fmt.Sprintf("Invalid value: '%s'. Supported values are: %s.", s, quoteList(allowed)))
 }
 
 // parseImageParams validates the fields that generation and edit requests
@@ -395,16 +390,21 @@ func checkEditFiles(files []RecordedFile) (int64, *Response) {
 }
 
 func unsupportedMimetype(name, got string, allowed []string) *Response {
-	quoted := make([]string, len(allowed))
-	for i, a := range allowed {
-		quoted[i] = "'" + a + "'"
-	}
-	list := quoted[0]
-	if len(quoted) > 1 {
-		list = strings.Join(quoted[:len(quoted)-1], ", ") + ", and " + quoted[len(quoted)-1]
-	}
 	return invalidRequest(http.StatusBadRequest, name, CodeUnsupportedFileMimetype,
-		fmt.Sprintf("Invalid file '%s': unsupported mimetype ('%s'). Supported file formats are %s.", name, got, list))
+		fmt.Sprintf("Invalid file '%s': unsupported mimetype ('%s'). Supported file formats are %s.", name, got, quoteList(allowed)))
+}
+
+// quoteList formats values as OpenAI lists them in messages: 'a', 'b', and
+// 'c'.
+func quoteList(values []string) string {
+	quoted := make([]string, len(values))
+	for i, v := range values {
+		quoted[i] = "'" + v + "'"
+	}
+	if len(quoted) < 2 {
+		return strings.Join(quoted, "")
+	}
+	return strings.Join(quoted[:len(quoted)-1], ", ") + ", and " + quoted[len(quoted)-1]
 }
 
 func containsString(list []string, s string) bool {

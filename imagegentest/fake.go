@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"image"
 	"io"
 	"net/http"
 	"strconv"
@@ -381,30 +380,19 @@ func sizeString(requested string, width, height int) string {
 	return strconv.Itoa(width) + "x" + strconv.Itoa(height)
 }
 
-// editInputTokens validates an edit's input images and returns their
-// estimated input tokens.
+// editInputTokens validates an edit's input images and mask with the
+// Server's rules and returns their estimated input tokens.
 func editInputTokens(edit *provider.EditRequest) (int64, error) {
-	if len(edit.Images) == 0 {
-		return 0, FakeError(http.StatusBadRequest, TypeInvalidRequest, CodeMissingRequiredParam,
-			"Missing required parameter: 'image'.", nil)
+	files := make([]RecordedFile, 0, len(edit.Images)+1)
+	for _, img := range edit.Images {
+		files = append(files, RecordedFile{Field: "image[]", Filename: img.Name, ContentType: img.MediaType, Data: img.Data})
 	}
-	var tokens int64
-	for i, file := range edit.Images {
-		if !containsString(editImageTypes, file.MediaType) {
-			return 0, FakeError(http.StatusBadRequest, TypeInvalidRequest, CodeUnsupportedFileMimetype,
-				fmt.Sprintf("Invalid file 'image[%d]': unsupported mimetype ('%s'). Supported file formats are 'image/jpeg', 'image/png', and 'image/webp'.",
-					i, file.MediaType), nil)
-		}
-		if file.MediaType == "image/webp" {
-			tokens += ImageTokens(1024, 1024)
-			continue
-		}
-		cfg, _, err := image.DecodeConfig(bytes.NewReader(file.Data))
-		if err != nil {
-			return 0, FakeError(http.StatusBadRequest, TypeInvalidRequest, "invalid_image_file",
-				fmt.Sprintf("Invalid image file for 'image[%d]': the data is not a valid %s image.", i, file.MediaType), nil)
-		}
-		tokens += ImageTokens(cfg.Width, cfg.Height)
+	if edit.Mask != nil {
+		files = append(files, RecordedFile{Field: "mask", Filename: edit.Mask.Name, ContentType: edit.Mask.MediaType, Data: edit.Mask.Data})
+	}
+	tokens, rejected := checkEditFiles(files)
+	if rejected != nil {
+		return 0, FakeResultFrom(*rejected).Err
 	}
 	return tokens, nil
 }

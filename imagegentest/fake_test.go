@@ -209,26 +209,33 @@ func TestFakeEdit(t *testing.T) {
 }
 
 func TestFakeEditRejects(t *testing.T) {
+	photo := []provider.File{{Name: "a.png", MediaType: "image/png", Data: encodeTestPNG(t, 4, 4)}}
 	tests := []struct {
-		name     string
-		images   []provider.File
-		wantCode string
+		name      string
+		images    []provider.File
+		mask      *provider.File
+		wantCode  string
+		wantParam string
 	}{
-		{"no images", nil, imagegentest.CodeMissingRequiredParam},
-		{"octet-stream", []provider.File{{Name: "a", MediaType: "application/octet-stream", Data: []byte{1}}}, imagegentest.CodeUnsupportedFileMimetype},
-		{"not a png", []provider.File{{Name: "a.png", MediaType: "image/png", Data: []byte("nope")}}, "invalid_image_file"},
+		{"no images", nil, nil, imagegentest.CodeMissingRequiredParam, "image"},
+		{"octet-stream", []provider.File{{Name: "a", MediaType: "application/octet-stream", Data: []byte{1}}}, nil, imagegentest.CodeUnsupportedFileMimetype, "image[0]"},
+		{"not a png", []provider.File{{Name: "a.png", MediaType: "image/png", Data: []byte("nope")}}, nil, "invalid_image_file", "image[0]"},
+		{"jpeg mask", photo, &provider.File{Name: "m.jpg", MediaType: "image/jpeg", Data: encodeTestJPEG(t, 4, 4)}, imagegentest.CodeUnsupportedFileMimetype, "mask"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			fake := imagegentest.NewFakeProvider("fake")
 
-			_, err := fake.Edit(context.Background(), &provider.EditRequest{Request: provider.Request{Prompt: "x"}, Images: tt.images})
+			_, err := fake.Edit(context.Background(), &provider.EditRequest{
+				Request: provider.Request{Prompt: "x"}, Images: tt.images, Mask: tt.mask,
+			})
 
 			var e *imagegen.Error
 			require.ErrorAs(t, err, &e)
 			assert.Equal(t, imagegen.ClassInvalidRequest, e.Class)
 			assert.Equal(t, http.StatusBadRequest, e.StatusCode)
 			assert.Equal(t, tt.wantCode, e.Code)
+			assert.Equal(t, tt.wantParam, e.Param)
 		})
 	}
 }
@@ -369,39 +376,27 @@ func TestFakeErrorClassifies(t *testing.T) {
 	assert.Equal(t, "req_abc", e.RequestID)
 }
 
-func BenchmarkFakeGenerateTiny(b *testing.B) {
-	fake := imagegentest.NewFakeProvider("fake", imagegentest.WithTinyImages(), imagegentest.WithoutRecording())
-	req := &provider.Request{Prompt: "a benchmark", Model: "gpt-image-1"}
-	ctx := context.Background()
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, err := fake.Generate(ctx, req); err != nil {
-			b.Fatal(err)
-		}
+func BenchmarkFakeGenerate(b *testing.B) {
+	benchmarks := []struct {
+		name string
+		opts []imagegentest.FakeOption
+	}{
+		{"tiny", []imagegentest.FakeOption{imagegentest.WithTinyImages(), imagegentest.WithoutRecording()}},
+		{"cached_1024", []imagegentest.FakeOption{imagegentest.WithoutRecording()}},
+		{"tiny_recorded", []imagegentest.FakeOption{imagegentest.WithTinyImages()}},
 	}
-}
-
-func BenchmarkFakeGenerateCached(b *testing.B) {
-	fake := imagegentest.NewFakeProvider("fake", imagegentest.WithoutRecording())
-	req := &provider.Request{Prompt: "a benchmark", Model: "gpt-image-1"}
-	ctx := context.Background()
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, err := fake.Generate(ctx, req); err != nil {
-			b.Fatal(err)
-		}
-	}
-}
-
-func BenchmarkFakeGenerateRecorded(b *testing.B) {
-	fake := imagegentest.NewFakeProvider("fake", imagegentest.WithTinyImages())
-	req := &provider.Request{Prompt: "a benchmark", Model: "gpt-image-1"}
-	ctx := context.Background()
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, err := fake.Generate(ctx, req); err != nil {
-			b.Fatal(err)
-		}
+	for _, bm := range benchmarks {
+		b.Run(bm.name, func(b *testing.B) {
+			fake := imagegentest.NewFakeProvider("fake", bm.opts...)
+			req := &provider.Request{Prompt: "a benchmark", Model: "gpt-image-1"}
+			ctx := context.Background()
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := fake.Generate(ctx, req); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
 

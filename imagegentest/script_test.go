@@ -210,17 +210,30 @@ func TestScriptedErrorBodyIsExact(t *testing.T) {
 		"type":"invalid_request_error","param":null,"code":"model_not_found"}}`, body)
 }
 
-func TestHTMLProxyError(t *testing.T) {
-	srv := newTestServer(t)
-	srv.Enqueue(imagegentest.HTMLProxyError(http.StatusBadGateway))
+func TestHTMLResponses(t *testing.T) {
+	tests := []struct {
+		name       string
+		resp       imagegentest.Response
+		wantStatus int
+		wantTitle  string
+	}{
+		{"proxy error", imagegentest.HTMLProxyError(http.StatusBadGateway), http.StatusBadGateway, "<title>502 Bad Gateway</title>"},
+		{"timeout after delay", imagegentest.Timeout(time.Millisecond), http.StatusGatewayTimeout, "<title>504 Gateway Timeout</title>"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := newTestServer(t)
+			srv.Enqueue(tt.resp)
 
-	status, header, body := postRaw(t, srv, "/images/generations", "application/json", `{"prompt":"x"}`)
+			status, header, body := postRaw(t, srv, "/images/generations", "application/json", `{"prompt":"x"}`)
 
-	assert.Equal(t, http.StatusBadGateway, status)
-	assert.Equal(t, "text/html", header.Get("Content-Type"))
-	assert.Contains(t, body, "<title>502 Bad Gateway</title>")
-	assert.Regexp(t, requestIDPattern, header.Get("X-Request-Id"))
-	assert.Equal(t, 1, srv.Stats().Failed)
+			assert.Equal(t, tt.wantStatus, status)
+			assert.Equal(t, "text/html", header.Get("Content-Type"))
+			assert.Contains(t, body, tt.wantTitle)
+			assert.Regexp(t, requestIDPattern, header.Get("X-Request-Id"))
+			assert.Equal(t, 1, srv.Stats().Failed)
+		})
+	}
 }
 
 func TestHTMLProxyErrorThroughOpenAI(t *testing.T) {
@@ -264,17 +277,6 @@ func TestTimeoutHoldsRequest(t *testing.T) {
 		option.WithRequestTimeout(50*time.Millisecond))
 
 	assert.ErrorIs(t, err, context.DeadlineExceeded)
-}
-
-func TestTimeoutAnswers504(t *testing.T) {
-	srv := newTestServer(t)
-	srv.Enqueue(imagegentest.Timeout(time.Millisecond))
-
-	status, header, body := postRaw(t, srv, "/images/generations", "application/json", `{"prompt":"x"}`)
-
-	assert.Equal(t, http.StatusGatewayTimeout, status)
-	assert.Equal(t, "text/html", header.Get("Content-Type"))
-	assert.Contains(t, body, "504 Gateway Timeout")
 }
 
 func TestEnqueueOrder(t *testing.T) {
