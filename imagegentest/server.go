@@ -511,6 +511,7 @@ func (s *Server) serveFile(w http.ResponseWriter, r *http.Request) {
 	}
 	s.mu.Unlock()
 
+	w.Header().Set("X-Request-Id", newRequestID())
 	switch {
 	case r.Method != http.MethodGet:
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)

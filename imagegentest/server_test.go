@@ -332,6 +332,7 @@ func TestServerURLResponses(t *testing.T) {
 			img, format, err := image.Decode(dl.Body)
 			require.NoError(t, err)
 			assert.Equal(t, "image/"+format, dl.Header.Get("Content-Type"))
+			assert.Regexp(t, requestIDPattern, dl.Header.Get("X-Request-Id"))
 			assert.Equal(t, image.Rect(0, 0, 1024, 1024), img.Bounds())
 			assert.Equal(t, 1, srv.Stats().Downloads)
 			assert.Equal(t, 1, srv.RequestCount(), "downloads are not recorded as API requests")
