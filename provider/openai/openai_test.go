@@ -149,7 +149,7 @@ func TestErrorTable(t *testing.T) {
 		{"billing hard limit", imagegentest.BillingHardLimit(), imagegen.ClassQuotaExceeded, imagegen.ErrQuotaExceeded,
 			400, "invalid_request_error", "billing_hard_limit_reached", "", "Billing hard limit", false},
 		{"organization not verified", imagegentest.OrganizationNotVerified("gpt-image-2"), imagegen.ClassNotEntitled, imagegen.ErrNotEntitled,
-			403, "", "", "", "gpt-image-2", false},
+			403, "invalid_request_error", "", "", "gpt-image-2", false},
 		{"invalid key", imagegentest.InvalidAPIKey(), imagegen.ClassAuthentication, imagegen.ErrAuthentication,
 			401, "invalid_request_error", "invalid_api_key", "", "Incorrect API key provided", false},
 		{"model not found", imagegentest.ModelNotFound("gpt-image-9"), imagegen.ClassNotFound, imagegen.ErrNotFound,
