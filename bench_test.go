@@ -4,6 +4,10 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
 	"testing"
 
 	"github.com/imagegen-go/imagegen"
@@ -44,22 +48,26 @@ func BenchmarkClientOverhead(b *testing.B) {
 
 // BenchmarkOpenAIImageHeap measures the bytes allocated per Generate of one
 // 1.5 MB image through provider/openai over HTTP, an upper bound of the
-// call's peak heap. The server answers a prebuilt body, so nearly all of it
-// is the client side's.
+// call's peak heap.
 func BenchmarkOpenAIImageHeap(b *testing.B) {
 	const imageSize = 1_500_000
 	img := make([]byte, imageSize)
 	if _, err := rand.Read(img); err != nil {
 		b.Fatal(err)
 	}
-	body := fmt.Sprintf(`{"created":1,"data":[{"b64_json":%q}],"size":"1024x1024","quality":"high","output_format":"png"}`,
-		base64.StdEncoding.EncodeToString(img))
+	body := []byte(fmt.Sprintf(`{"created":1,"data":[{"b64_json":%q}],"size":"1024x1024","quality":"high","output_format":"png"}`,
+		base64.StdEncoding.EncodeToString(img)))
 
-	srv := imagegentest.NewServer(imagegentest.WithHandler(func(*imagegentest.RecordedRequest) *imagegentest.Response {
-		return &imagegentest.Response{Status: 200, Body: body}
+	// A plain handler that writes a prebuilt body, so that the figure is
+	// the client side's alone.
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+		_, _ = w.Write(body)
 	}))
 	defer srv.Close()
-	p, err := openai.New(openai.Options{APIKey: "k", BaseURL: srv.URL})
+	p, err := openai.New(openai.Options{APIKey: "k", BaseURL: srv.URL + "/v1"})
 	if err != nil {
 		b.Fatal(err)
 	}

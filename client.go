@@ -249,9 +249,12 @@ func (c *Client) execute(ctx context.Context, cl *call) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	reservation, err := c.budget.Reserve(ctx, c.catalog.EstimateCost(&cl.req))
-	if err != nil {
-		return nil, err
+	var reservation *Reservation
+	if c.budget != nil {
+		reservation, err = c.budget.Reserve(ctx, c.catalog.EstimateCost(&cl.req))
+		if err != nil {
+			return nil, err
+		}
 	}
 	c.retryBudget.deposit()
 
@@ -263,6 +266,9 @@ func (c *Client) execute(ctx context.Context, cl *call) (*Result, error) {
 // settle ends the call's budget reservation: with the real cost on success,
 // and counting every attempt that may have been billed.
 func (c *Client) settle(cl *call, r *Reservation, res *Result) {
+	if r == nil {
+		return
+	}
 	possiblyBilled := 0
 	for _, e := range cl.errs {
 		if e.Class.MayHaveBilled() {

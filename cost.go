@@ -308,20 +308,30 @@ type costSum struct {
 	usd       float64
 	unknown   bool
 	estimated bool
-	parts     []string
+	detail    []byte // the parts joined by " + ", built without fmt for speed
 }
 
 func (s *costSum) addTokens(label string, tokens int64, price Price) {
 	if tokens <= 0 {
 		return
 	}
+	if s.detail == nil {
+		s.detail = make([]byte, 0, 128)
+	} else {
+		s.detail = append(s.detail, " + "...)
+	}
+	s.detail = append(s.detail, label...)
+	s.detail = append(s.detail, ' ')
+	s.detail = strconv.AppendInt(s.detail, tokens, 10)
 	if !price.Known {
 		s.unknown = true
-		s.parts = append(s.parts, fmt.Sprintf("%s %d tokens at an unpublished price", label, tokens))
+		s.detail = append(s.detail, " tokens at an unpublished price"...)
 		return
 	}
 	s.usd += float64(tokens) * price.USD / 1e6
-	s.parts = append(s.parts, fmt.Sprintf("%s %d tokens at %s/1M", label, tokens, costFormatUSD(price.USD)))
+	s.detail = append(s.detail, " tokens at "...)
+	s.detail = appendUSD(s.detail, price.USD)
+	s.detail = append(s.detail, "/1M"...)
 }
 
 func (s *costSum) cost(images int) Cost {
@@ -329,7 +339,7 @@ func (s *costSum) cost(images int) Cost {
 		Known:     !s.unknown,
 		Estimated: s.estimated,
 		Images:    images,
-		Detail:    strings.Join(s.parts, " + "),
+		Detail:    string(s.detail),
 	}
 	if cost.Known {
 		cost.USD = s.usd
@@ -340,9 +350,21 @@ func (s *costSum) cost(images int) Cost {
 // costFormatUSD formats an amount with up to four decimals, such as "$0.0109" or
 // "$40".
 func costFormatUSD(usd float64) string {
-	s := strconv.FormatFloat(usd, 'f', 4, 64)
-	s = strings.TrimRight(strings.TrimRight(s, "0"), ".")
-	return "$" + s
+	return string(appendUSD(nil, usd))
+}
+
+// appendUSD appends the costFormatUSD form of usd to b.
+func appendUSD(b []byte, usd float64) []byte {
+	b = append(b, '$')
+	start := len(b)
+	b = strconv.AppendFloat(b, usd, 'f', 4, 64)
+	for len(b) > start && b[len(b)-1] == '0' {
+		b = b[:len(b)-1]
+	}
+	if len(b) > start && b[len(b)-1] == '.' {
+		b = b[:len(b)-1]
+	}
+	return b
 }
 
 func catalogJoinNonEmpty(sep string, parts ...string) string {
