@@ -43,7 +43,7 @@ func (k LimitKey) String() string {
 	return k.Provider + "/" + k.Model
 }
 
-// LimitFeedback is what one call to a provider reported about its quota.
+// LimitFeedback is the quota information that one provider call returned.
 type LimitFeedback struct {
 	// Class is the failure class. It is ignored when Success is true.
 	Class Class
@@ -51,8 +51,8 @@ type LimitFeedback struct {
 	// Success reports whether the call succeeded.
 	Success bool
 
-	// RetryAfter is the wait that the provider asked for, such as a
-	// Retry-After header; 0 if none.
+	// RetryAfter is the wait that the provider requested, such as a
+	// Retry-After header, or 0 if none.
 	RetryAfter time.Duration
 
 	// RateLimit is the x-ratelimit-* state from the response, on success and
@@ -60,7 +60,7 @@ type LimitFeedback struct {
 	RateLimit provider.RateLimit
 
 	// Images is the number of images the call requested. LocalLimiter does
-	// not use it; it is there for implementations that count usage.
+	// not use it, but implementations that count usage may.
 	Images int
 }
 
@@ -95,7 +95,7 @@ type Limits struct {
 
 	// MinRateFraction is the lowest fraction of the configured rates that
 	// repeated 429s may slow the key down to, in (0, 1]. Zero means 1/8.
-	// 1 turns the slow-down off; pauses still apply.
+	// 1 turns the slow-down off, but pauses still apply.
 	MinRateFraction float64
 }
 
@@ -150,11 +150,12 @@ func (lim Limits) validate(key LimitKey) error {
 	return nil
 }
 
-// openAIImagesPerMinute holds OpenAI's images-per-minute limits for GPT Image
-// models by usage tier, indexed by tier. Source: OpenAI's published usage-tier
-// rate limits for GPT Image models, as collected in December 2026. Limits are
-// per organisation and model, and tokens per minute (100k at tier 1 to 8M at
-// tier 5) can run out first; neither is modelled here.
+// openAIImagesPerMinute contains OpenAI's images-per-minute limits for GPT
+// Image models, indexed by usage tier. Source: OpenAI's published usage-tier
+// rate limits for GPT Image models, as collected in December 2026.
+// OpenAI applies them per organisation and model. Its tokens-per-minute
+// limits (100k at tier 1 to 8M at tier 5) can run out first, and Limits does
+// not model them.
 var openAIImagesPerMinute = [...]float64{1: 5, 2: 20, 3: 50, 4: 150, 5: 250}
 
 // OpenAITier returns the Limits of an OpenAI organisation at usage tier 1 to
@@ -193,43 +194,54 @@ type LimitState struct {
 // golang.org/x/time/rate limiters refilled at RequestsPerMinute/60 and
 // ImagesPerMinute/60 tokens per second, holding at most RequestBurst and
 // ImageBurst tokens (1 by default) and full at start. A request takes one
-// request token and one image token per image.
+// request token and one image token per image. With the default bursts the
+// requests sent conform to a token bucket of the configured rate and a
+// capacity of one, so a provider that enforces a token bucket of the same
+// rate, with room for its largest request plus one for timer and network
+// jitter, does not reject them with 429.
 //
-// A key with a Model uses the provider-wide entry (SetLimits with Model "")
-// and, if one was configured, the provider+model entry: it waits for both.
-// Keys that were never configured are unlimited but still honour pauses.
+// A key with a Model waits for the provider-wide entry (SetLimits with Model
+// "") and, if one was configured, for the provider+model entry too. Keys
+// that were never configured are unlimited but still honour pauses.
 //
 // Acquire first takes an in-flight slot from a FIFO semaphore, then reserves
-// its tokens and sleeps until they are due. Reservations are made in arrival
-// order, so waiters are served first in, first out. If the wait would reach
-// the context's deadline, Acquire returns an *Error of class
-// ClassRateLimited at once, with RetryAfter set to the wait. If the context
-// ends first, Acquire returns an error that wraps ctx.Err(). Either way the
-// tokens go back to the bucket, so a request arriving later gets them, and
-// waiters already queued keep their place and time.
+// its tokens and sleeps until they are due. Reservations are made in the
+// order in which callers get their slot, so waiters are served first in,
+// first out. If the wait would reach the context's deadline, Acquire returns
+// an *Error of class ClassRateLimited at once, with RetryAfter set to the
+// wait. If the context ends first, Acquire returns an error that wraps
+// ctx.Err(). Either way its tokens go back to the bucket as far as no later
+// reservation already counts on them (see rate.Reservation.CancelAt): the
+// next caller to arrive gets them, and waiters already queued keep their
+// place and time.
 //
 // Feedback goes to the provider+model entry when one was configured and to
 // the provider-wide entry otherwise. A ClassRateLimited or ClassServer
 // failure with RetryAfter, or rate-limit headers with a Remaining of 0 and a
 // Reset, pause that entry for every caller until the longest of those waits,
-// capped at 10 minutes; a ClassRateLimited failure with neither pauses it
+// capped at 10 minutes. A ClassRateLimited failure with neither pauses it
 // for 1 second. During a pause the entry's buckets stand still, so queued
-// requests move back in time together and resume one at a time at the
-// bucket's rate. Only one token is left in each bucket for the end of the
-// pause, whatever the burst. An entry without rates has no pace to resume
-// at, so its waiters all resume when the pause ends.
-// ClassQuotaExceeded and ClassNotEntitled failures are not rate limits and
-// are ignored.
+// requests move back together and then resume one at a time at the bucket's
+// rate; each bucket keeps at most one token for the end of the pause,
+// whatever its burst. An entry without rates has no pace to resume at, so
+// its waiters all go when the pause ends. ClassQuotaExceeded and
+// ClassNotEntitled failures are not rate limits and are ignored.
 //
-// Repeated 429s slow an entry down. A 429 more than 2 seconds after the
-// previous counted one is counted; a counted 429 within a minute of the
-// previous counted one halves the entry's rates, down to MinRateFraction
-// (1/8 by default). The rates then climb back by 1/16 of the configured
-// rates every 15 seconds without a halving, so a halved rate is whole again
-// after 2 minutes. The slow-down stretches the wait of queued requests too.
+// Repeated 429s slow an entry down. A 429 is counted unless it arrives
+// within 2 seconds of the previous counted one, which it most likely shares
+// a cause with. A counted 429 within a minute of the previous counted one
+// halves the entry's rates, down to MinRateFraction (1/8 by default). The
+// rates then climb back by 1/16 of the configured rates every 15 seconds
+// without a halving, so a halved rate is whole again after 2 minutes. The
+// slow-down also stretches the waits of requests already queued.
 //
-// Acquire charges at most 10,000 images per request. Each waiting caller
-// costs one small allocation set and no extra goroutine.
+// NOTE: when both a provider-wide and a provider+model entry limit a key,
+// a request held back by one entry uses its token in the other late, so the
+// other entry may briefly send more than its burst.
+//
+// Acquire charges at most 10,000 images per request. A waiting caller costs
+// about 1 KB of heap besides its own goroutine, and the limiter starts no
+// goroutines.
 //
 // The zero value is an unlimited limiter with no logger. A LocalLimiter is
 // safe for concurrent use and must not be copied after first use.
@@ -293,8 +305,8 @@ type limitEntry struct {
 	// recompute their due time. It is nil until a waiter needs it.
 	wake chan struct{}
 
-	// head and tail list the waiters holding reservations in this entry's
-	// buckets, in reservation order, which is also due order.
+	// head and tail list the waiters whose reservations in this entry's
+	// buckets are not due yet, in reservation order, which is also due order.
 	head, tail *limitWaitPart
 	queued     int
 }
@@ -309,8 +321,8 @@ func newLimitEntry(key LimitKey, now time.Time) *limitEntry {
 
 // limitClock maps real time to an entry's virtual time. The entry's token
 // buckets run in virtual time at their configured rates. After repeated 429s
-// the clock runs slower than real time, and during a pause it stands still,
-// which delays every queued reservation without reordering them.
+// the clock runs slower than real time, and during a pause it stops, which
+// delays every queued reservation without reordering them.
 type limitClock struct {
 	anchorReal    time.Time
 	anchorVirtual time.Time
@@ -353,8 +365,8 @@ func (c *limitClock) setSpeed(now time.Time, speed float64) {
 }
 
 // holdUntil makes the clock reach v, which must not be before the latest
-// virtual time handed out, no earlier than real time until. Until then it
-// stands still at its latest value.
+// virtual time handed out, no earlier than real time until. Until then the
+// clock stops at its latest value.
 func (c *limitClock) holdUntil(until, v time.Time) {
 	if c.realAt(v).Before(until) {
 		c.anchorReal = until
@@ -386,13 +398,15 @@ type limitWaiter struct {
 func limitNoRelease() {}
 
 // SetLimits configures the limits of key. A key with Model "" sets the
-// provider-wide limits; a key with a Model sets limits that apply in
-// addition to the provider-wide ones and makes that model a separate target
-// of feedback, even with zero Limits. Calling SetLimits again replaces the
-// limits: requests already waiting keep their place and time, new rates and
-// bursts apply to later reservations, and a new MaxInFlight applies to
-// requests admitted after the call. It returns an error, and changes
-// nothing, if key.Provider is empty or a field of lim is invalid.
+// provider-wide limits. A key with a Model sets limits that apply in
+// addition to the provider-wide ones, and makes that model a separate target
+// of feedback, even with zero Limits.
+//
+// Calling SetLimits again replaces the limits. Requests already waiting keep
+// their place and time, new rates and bursts apply to later reservations,
+// and a new MaxInFlight applies to requests admitted after the call.
+// SetLimits returns an error, and changes nothing, if key.Provider is empty
+// or a field of lim is invalid.
 func (l *LocalLimiter) SetLimits(key LimitKey, lim Limits) error {
 	if key.Provider == "" {
 		return fmt.Errorf("imagegen: invalid limit key %q: the provider name is empty; use the provider's Name", key)
@@ -444,9 +458,8 @@ func (l *LocalLimiter) Acquire(ctx context.Context, key LimitKey, images int) (r
 	}
 
 	g.mu.Lock()
-	now := time.Now()
 	entries, n := g.entriesLocked(key)
-	if limitEntriesIdle(entries[:n], now) {
+	if limitEntriesIdle(entries[:n]) {
 		g.mu.Unlock()
 		return limitNoRelease, nil
 	}
@@ -456,31 +469,39 @@ func (l *LocalLimiter) Acquire(ctx context.Context, key LimitKey, images int) (r
 		w.parts[i].entry = e
 		w.slots[i] = e.inFlight
 	}
+	release = limitNoRelease
 	if w.slots[0] != nil || w.slots[1] != nil {
+		release = w.release
 		g.mu.Unlock()
 		if err := w.acquireSlots(ctx); err != nil {
 			return nil, limiterContextError(key, err)
 		}
 		g.mu.Lock()
-		now = time.Now()
 	}
+	now := time.Now()
 	w.reserveLocked(now, images)
+	if due, _ := w.dueLocked(now); !due.After(now) {
+		w.finishLocked()
+		g.mu.Unlock()
+		return release, nil
+	}
 	g.mu.Unlock()
 
 	if err := w.wait(ctx); err != nil {
 		w.release()
 		return nil, err
 	}
-	return w.release, nil
+	return release, nil
 }
 
 // Observe feeds back what the provider reported after a call under key, as
-// described on LocalLimiter. It never blocks on other callers' waits.
+// described on LocalLimiter.
 func (l *LocalLimiter) Observe(key LimitKey, fb LimitFeedback) {
 	l.ObserveAt(time.Now(), key, fb)
 }
 
-// ObserveAt is Observe for feedback received at time t.
+// ObserveAt is Observe for feedback received at time t, which must not be
+// later than the current time: the key's buckets cannot run before t.
 func (l *LocalLimiter) ObserveAt(t time.Time, key LimitKey, fb LimitFeedback) {
 	if !fb.Success && (fb.Class == ClassQuotaExceeded || fb.Class == ClassNotEntitled) {
 		return
@@ -582,19 +603,29 @@ func (g *limitGroup) feedbackEntryLocked(key LimitKey) *limitEntry {
 }
 
 // limitEntriesIdle reports whether entries neither limit nor pause a request
-// at time now.
-func limitEntriesIdle(entries []*limitEntry, now time.Time) bool {
+// now. It reads the clock only if an entry was ever paused.
+func limitEntriesIdle(entries []*limitEntry) bool {
+	var now time.Time
 	for _, e := range entries {
-		if e.requests != nil || e.images != nil || e.inFlight != nil || e.pauseUntil.After(now) {
+		if e.requests != nil || e.images != nil || e.inFlight != nil {
+			return false
+		}
+		if e.pauseUntil.IsZero() {
+			continue
+		}
+		if now.IsZero() {
+			now = time.Now()
+		}
+		if e.pauseUntil.After(now) {
 			return false
 		}
 	}
 	return true
 }
 
-// limiterPauseFor returns how long fb asks every caller to wait: the longest
-// of RetryAfter (for rate limits and server errors) and the reset of any
-// rate-limit window with nothing remaining, capped at limiterMaxPause.
+// limiterPauseFor returns how long every caller must wait after fb: the
+// longest of RetryAfter (for rate limits and server errors) and the reset of
+// any rate-limit window with nothing remaining, capped at limiterMaxPause.
 func limiterPauseFor(fb LimitFeedback) time.Duration {
 	var pause time.Duration
 	if !fb.Success && (fb.Class == ClassRateLimited || fb.Class == ClassServer) {
@@ -633,7 +664,11 @@ func (e *limitEntry) applyLimitsLocked(now time.Time, lim Limits) {
 	if lim.MinRateFraction > 0 {
 		e.floor = lim.MinRateFraction
 	}
-	if e.clock.speed < e.floor {
+	switch {
+	case !e.hasRates():
+		e.setSpeedLocked(now, 1) // nothing left to slow down
+		e.decreasedAt = time.Time{}
+	case e.clock.speed < e.floor:
 		e.setSpeedLocked(now, e.floor)
 	}
 	e.configured = true
@@ -869,7 +904,9 @@ func (w *limitWaiter) reserveLocked(now time.Time, images int) {
 			due = limitLater(due, e.tail.dueV)
 		}
 		p.dueV = due
-		e.pushLocked(p)
+		if due.After(v) {
+			e.pushLocked(p)
+		}
 	}
 }
 
@@ -912,7 +949,7 @@ func (w *limitWaiter) finishLocked() {
 func (w *limitWaiter) cancelLocked(now time.Time) {
 	for i := range w.parts[:w.n] {
 		p := &w.parts[i]
-		if !p.queued {
+		if p.requests == nil && p.images == nil {
 			continue
 		}
 		v := p.entry.clock.virtualAt(now)
