@@ -40,6 +40,17 @@ func acquireAsync(ctx context.Context, l *LocalLimiter, key LimitKey, images, in
 	}()
 }
 
+// startWaiters starts n asynchronous Acquire calls for one image under key,
+// each after the previous one has blocked, so that they arrive in index order.
+func startWaiters(ctx context.Context, l *LocalLimiter, key LimitKey, n int, start time.Time) <-chan acquireResult {
+	results := make(chan acquireResult, n)
+	for i := range n {
+		acquireAsync(ctx, l, key, 1, i, start, results)
+		synctest.Wait()
+	}
+	return results
+}
+
 // acquireAt calls Acquire and returns how long after start it returned.
 func acquireAt(t *testing.T, l *LocalLimiter, key LimitKey, images int, start time.Time) time.Duration {
 	t.Helper()
@@ -75,11 +86,7 @@ func TestLocalLimiterPacesConcurrentWaiters(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		l := newLimiterWith(t, testKey, Limits{RequestsPerMinute: 120, RequestBurst: 3})
 		start := time.Now()
-		results := make(chan acquireResult, 7)
-		for i := range 7 {
-			acquireAsync(t.Context(), l, testKey, 1, i, start, results)
-			synctest.Wait()
-		}
+		results := startWaiters(t.Context(), l, testKey, 7, start)
 
 		// Three tokens of burst at once, then one every half second.
 		want := []time.Duration{0, 0, 0, 500 * time.Millisecond, time.Second, 1500 * time.Millisecond, 2 * time.Second}
@@ -231,11 +238,7 @@ func TestLocalLimiterServesTokenWaitersInOrder(t *testing.T) {
 		const waiters = 50
 		l := newLimiterWith(t, testKey, Limits{RequestsPerMinute: 60})
 		start := time.Now()
-		results := make(chan acquireResult, waiters)
-		for i := range waiters {
-			acquireAsync(t.Context(), l, testKey, 1, i, start, results)
-			synctest.Wait()
-		}
+		results := startWaiters(t.Context(), l, testKey, waiters, start)
 
 		for want := range waiters {
 			r := <-results
@@ -448,11 +451,7 @@ func TestLocalLimiterReleasesAtRateAfterPause(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
 			l := newLimiterWith(t, testKey, Limits{RequestsPerMinute: 60})
 			start := time.Now()
-			results := make(chan acquireResult, 5)
-			for i := range 5 {
-				acquireAsync(t.Context(), l, testKey, 1, i, start, results)
-				synctest.Wait()
-			}
+			results := startWaiters(t.Context(), l, testKey, 5, start)
 			first := <-results
 			require.Equal(t, time.Duration(0), first.at)
 			first.release()
@@ -479,11 +478,7 @@ func TestLocalLimiterReleasesAtRateAfterPause(t *testing.T) {
 
 			l.Observe(testKey, rateLimited(10*time.Second))
 
-			results := make(chan acquireResult, 5)
-			for i := range 5 {
-				acquireAsync(t.Context(), l, testKey, 1, i, start, results)
-				synctest.Wait()
-			}
+			results := startWaiters(t.Context(), l, testKey, 5, start)
 			for i := range 5 {
 				r := <-results
 				require.NoError(t, r.err)
@@ -561,11 +556,7 @@ func TestLocalLimiterSlowDownStretchesQueue(t *testing.T) {
 		l.Observe(testKey, rateLimited(time.Millisecond))
 		time.Sleep(10 * time.Second)
 		start := time.Now()
-		results := make(chan acquireResult, 4)
-		for i := range 4 {
-			acquireAsync(t.Context(), l, testKey, 1, i, start, results)
-			synctest.Wait()
-		}
+		results := startWaiters(t.Context(), l, testKey, 4, start)
 		first := <-results
 		require.Equal(t, time.Duration(0), first.at)
 		first.release()
@@ -591,11 +582,7 @@ func TestLocalLimiterRecoveryWakesQueue(t *testing.T) {
 		l.Observe(testKey, rateLimited(time.Nanosecond))
 		start := time.Now()
 		acquireAt(t, l, testKey, 1, start)
-		results := make(chan acquireResult, 30)
-		for i := range 30 {
-			acquireAsync(t.Context(), l, testKey, 1, i, start, results)
-			synctest.Wait()
-		}
+		results := startWaiters(t.Context(), l, testKey, 30, start)
 
 		// At half speed the last waiter is due at 60 s. A recovery step at
 		// 15 s speeds the clock up and the queue with it.
@@ -613,26 +600,32 @@ func TestLocalLimiterRecoveryWakesQueue(t *testing.T) {
 	})
 }
 
-func TestLocalLimiterNoSlowDownAtFractionOne(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		l := newLimiterWith(t, testKey, Limits{RequestsPerMinute: 60, MinRateFraction: 1})
-		for range 5 {
-			l.Observe(testKey, rateLimited(time.Millisecond))
-			time.Sleep(3 * time.Second)
-		}
-		assert.Equal(t, 1.0, l.State(testKey).RateFraction)
-	})
-}
+func TestLocalLimiterKeepsRate(t *testing.T) {
+	tests := []struct {
+		name   string
+		limits *Limits // nil leaves the key unconfigured
+	}{
+		{"fraction one", &Limits{RequestsPerMinute: 60, MinRateFraction: 1}},
+		{"unconfigured key", nil},
+		{"no rates", &Limits{MaxInFlight: 3}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				l := NewLocalLimiter()
+				if tt.limits != nil {
+					require.NoError(t, l.SetLimits(testKey, *tt.limits))
+				}
 
-func TestLocalLimiterUnlimitedKeyIgnoresSlowDown(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		l := NewLocalLimiter()
-		for range 5 {
-			l.Observe(testKey, rateLimited(time.Millisecond))
-			time.Sleep(3 * time.Second)
-		}
-		assert.Equal(t, 1.0, l.State(testKey).RateFraction)
-	})
+				for range 5 {
+					l.Observe(testKey, rateLimited(time.Millisecond))
+					time.Sleep(3 * time.Second)
+				}
+
+				assert.Equal(t, 1.0, l.State(testKey).RateFraction)
+			})
+		})
+	}
 }
 
 func TestLocalLimiterModelEntry(t *testing.T) {
