@@ -35,6 +35,7 @@ type Client struct {
 	fallback     FallbackPolicy
 	strategy     Strategy
 	latency      *latencyTracker
+	limiter      Limiter
 	randSource
 }
 
@@ -102,6 +103,16 @@ func New(opts ...Option) (*Client, error) {
 		return nil, err
 	}
 
+	local, ok := cfg.limiter.(*LocalLimiter)
+	if cfg.limiter == nil {
+		local = NewLocalLimiter(WithLimiterLogger(c.logger))
+		ok = true
+	}
+	c.limiter = cfg.limiter
+	if c.limiter == nil {
+		c.limiter = local
+	}
+
 	seen := make(map[string]bool, len(cfg.providers))
 	for _, pc := range cfg.providers {
 		name := pc.provider.Name()
@@ -118,6 +129,9 @@ func New(opts ...Option) (*Client, error) {
 			e.weight = 1
 		}
 		e.breaker = newCircuitBreaker(name, breakerSettings)
+		if err := configureLimits(local, ok, name, &pc); err != nil {
+			return nil, err
+		}
 		e.editor, _ = pc.provider.(provider.Editor)
 		if re, ok := pc.provider.(provider.RetirementEnforcer); ok {
 			e.enforcesRetirement = re.EnforcesRetirement()
@@ -125,6 +139,28 @@ func New(opts ...Option) (*Client, error) {
 		c.providers = append(c.providers, e)
 	}
 	return c, nil
+}
+
+// configureLimits applies a provider's WithLimits and WithModelLimits to
+// the Client's local limiter.
+func configureLimits(local *LocalLimiter, isLocal bool, name string, pc *providerConfig) error {
+	if pc.limits == nil && len(pc.modelLimits) == 0 {
+		return nil
+	}
+	if !isLocal {
+		return fmt.Errorf("imagegen: provider %q: WithLimits and WithModelLimits configure the built-in limiter; set limits on the Limiter given to WithLimiter instead", name)
+	}
+	if pc.limits != nil {
+		if err := local.SetLimits(LimitKey{Provider: name}, *pc.limits); err != nil {
+			return fmt.Errorf("imagegen: provider %q: %w", name, err)
+		}
+	}
+	for model, lim := range pc.modelLimits {
+		if err := local.SetLimits(LimitKey{Provider: name, Model: model}, lim); err != nil {
+			return fmt.Errorf("imagegen: provider %q, model %q: %w", name, model, err)
+		}
+	}
+	return nil
 }
 
 // Generate creates images from prompt. It returns a *ValidationError before
@@ -480,6 +516,14 @@ func (c *Client) attempt(ctx context.Context, cl *call, cand *candidate, n int) 
 	}
 
 	cl.lastProvider, cl.lastModel = name, cand.model
+	key := LimitKey{Provider: name, Model: cand.model}
+	release, e := c.waitForLimiter(ctx, key, cl.req.N)
+	if e != nil {
+		cand.entry.breaker.cancelProbe(ticket)
+		return nil, e, false
+	}
+	defer release()
+
 	c.onAttemptStart(ctx, AttemptStartEvent{Provider: name, Model: cand.model, Attempt: n, Images: cl.req.N})
 
 	actx, cancel := context.WithTimeout(ctx, c.retry.AttemptTimeout)
@@ -496,6 +540,7 @@ func (c *Client) attempt(ctx context.Context, cl *call, cand *candidate, n int) 
 	if err != nil {
 		e := attemptError(ctx, err, name, cand.model, timedOut)
 		c.recordBreaker(ctx, cand, ticket, e)
+		c.limiter.Observe(key, LimitFeedback{Class: e.Class, RetryAfter: e.RetryAfter, RateLimit: e.RateLimit, Images: cl.req.N})
 		c.onAttemptEnd(ctx, AttemptEndEvent{
 			Provider: name, Model: cand.model, Attempt: n, Latency: latency,
 			Err: e, Class: e.Class, RequestID: e.RequestID,
@@ -504,6 +549,7 @@ func (c *Client) attempt(ctx context.Context, cl *call, cand *candidate, n int) 
 	}
 
 	c.recordBreaker(ctx, cand, ticket, nil)
+	c.limiter.Observe(key, LimitFeedback{Success: true, RateLimit: resp.RateLimit, Images: cl.req.N})
 	if c.strategy == OrderLatency {
 		c.latency.observe(name, cand.model, latency)
 	}
@@ -512,6 +558,25 @@ func (c *Client) attempt(ctx context.Context, cl *call, cand *candidate, n int) 
 		Images: len(resp.Images), Usage: resp.Usage, RequestID: resp.RequestID,
 	})
 	return c.newResult(cl, cand, resp), nil, true
+}
+
+// waitForLimiter waits until the limiter lets a request for images through.
+// A failed wait returns an *Error: ClassRateLimited when the wait would pass
+// the context's deadline, ClassCanceled when the context ended.
+func (c *Client) waitForLimiter(ctx context.Context, key LimitKey, images int) (release func(), e *Error) {
+	start := time.Now()
+	release, err := c.limiter.Acquire(ctx, key, images)
+	wait := time.Since(start)
+	if err != nil || wait > 0 {
+		c.onRateLimitWait(ctx, RateLimitWaitEvent{Provider: key.Provider, Model: key.Model, Wait: wait, Err: err})
+	}
+	if err == nil {
+		return release, nil
+	}
+	if ctx.Err() != nil {
+		return nil, &Error{Provider: key.Provider, Model: key.Model, Class: ClassCanceled, Message: "canceled while waiting for the rate limiter", Err: err}
+	}
+	return nil, asError(err, key.Provider, key.Model)
 }
 
 // send calls the provider with the candidate's model.

@@ -2,6 +2,7 @@ package imagegen
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math"
@@ -1012,5 +1013,45 @@ func (w *limitWaiter) wait(ctx context.Context) error {
 			w.group.mu.Unlock()
 			return limiterContextError(w.key, ctx.Err())
 		}
+	}
+}
+
+// WithLimiter replaces the Client's rate limiter, for example with one
+// shared by several processes. Default: a LocalLimiter configured by each
+// provider's WithLimits and WithModelLimits, which cannot be combined with
+// WithLimiter.
+func WithLimiter(l Limiter) Option {
+	return func(c *config) error {
+		if l == nil {
+			return errors.New("imagegen: WithLimiter: nil limiter")
+		}
+		c.limiter = l
+		return nil
+	}
+}
+
+// WithLimits sets the provider's quota, such as the result of OpenAITier.
+// Without it the provider is not paced, but the waits its 429 answers ask
+// for still hold back every caller. The limits are checked by New.
+func WithLimits(lim Limits) ProviderOption {
+	return func(pc *providerConfig) error {
+		pc.limits = &lim
+		return nil
+	}
+}
+
+// WithModelLimits sets a quota for one model of the provider, applied in
+// addition to the provider's own. Rate limit answers for that model then
+// pause only that model.
+func WithModelLimits(model string, lim Limits) ProviderOption {
+	return func(pc *providerConfig) error {
+		if model == "" {
+			return errors.New("WithModelLimits: empty model name")
+		}
+		if pc.modelLimits == nil {
+			pc.modelLimits = make(map[string]Limits)
+		}
+		pc.modelLimits[model] = lim
+		return nil
 	}
 }

@@ -28,12 +28,15 @@ type config struct {
 	fallback     FallbackPolicy
 	strategy     Strategy
 	breaker      BreakerSettings
+	limiter      Limiter
 }
 
 type providerConfig struct {
-	provider provider.Provider
-	models   []string
-	weight   float64
+	provider    provider.Provider
+	models      []string
+	weight      float64
+	limits      *Limits
+	modelLimits map[string]Limits
 }
 
 // WithProvider adds a provider. Providers are tried in the order they are
