@@ -159,7 +159,8 @@ type Error struct {
 	// Class is the kind of failure.
 	Class Class
 	// Type, Code and Param are the service's error type, code and the
-	// request field it names, as sent in its error body.
+	// request field it names, as sent in its error body and scrubbed of
+	// secrets like Message.
 	Type  string
 	Code  string
 	Param string
@@ -292,7 +293,8 @@ type APIErrorInfo struct {
 
 // NewAPIError builds a classified *Error from a service's HTTP error answer.
 // Providers call it so that every provider classifies failures the same way.
-// The message is scrubbed of secrets.
+// The type, code, param and message are scrubbed of secrets after the
+// classification has read them.
 func NewAPIError(info APIErrorInfo) *Error {
 	now := info.Now
 	if now.IsZero() {
@@ -303,9 +305,9 @@ func NewAPIError(info APIErrorInfo) *Error {
 		Provider:   info.Provider,
 		Model:      info.Model,
 		StatusCode: info.StatusCode,
-		Type:       info.Type,
-		Code:       info.Code,
-		Param:      info.Param,
+		Type:       Redact(info.Type),
+		Code:       Redact(info.Code),
+		Param:      Redact(info.Param),
 		Message:    Redact(strings.TrimSpace(info.Message)),
 		RequestID:  info.RequestID,
 	}

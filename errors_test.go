@@ -143,17 +143,24 @@ func TestErrorNeverContainsKey(t *testing.T) {
 		StatusCode: 401, Message: "Incorrect API key provided: sk-abc***********************xyz.",
 	})
 	wrapped := imagegen.NewTransportError("p", "m", errors.New("Authorization: Bearer "+key+" rejected"), true)
+	// A gateway that echoes the request's Authorization header in the
+	// fields of its error body.
+	echoed := imagegen.NewAPIError(imagegen.APIErrorInfo{
+		StatusCode: 502, Type: "Bearer " + key, Code: "Bearer " + key, Param: key, Message: "bad gateway",
+	})
 
 	var logs strings.Builder
 	logger := slog.New(slog.NewJSONHandler(&logs, nil))
-	logger.Info("failed", slog.Any("error", e), slog.Any("masked", masked), slog.Any("wrapped", wrapped))
+	logger.Info("failed", slog.Any("error", e), slog.Any("masked", masked), slog.Any("wrapped", wrapped), slog.Any("echoed", echoed))
 
-	for _, text := range []string{e.Error(), masked.Error(), wrapped.Error(), logs.String()} {
+	for _, text := range []string{e.Error(), masked.Error(), wrapped.Error(), echoed.Error(), echoed.Type, echoed.Code, echoed.Param, logs.String()} {
 		assert.NotContains(t, text, "AbCdEfGh")
 		assert.NotContains(t, text, "sk-abc")
 		assert.NotContains(t, text, "sk-proj")
 	}
 	assert.Contains(t, e.Error(), "[REDACTED]")
+	assert.Equal(t, imagegen.ClassServer, echoed.Class)
+	assert.Equal(t, "invalid_api_key", e.Code, "a code without a secret is kept")
 }
 
 func TestErrorNilSafe(t *testing.T) {
