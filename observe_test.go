@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"strings"
 	"sync"
 	"testing"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/imagegen-go/imagegen"
 	"github.com/imagegen-go/imagegen/imagegentest"
+	"github.com/imagegen-go/imagegen/provider/openai"
 )
 
 // observeModel is the model of the observability scenarios. The default
@@ -557,4 +559,141 @@ func TestObserveHooksRunInRegistrationOrder(t *testing.T) {
 
 	require.NoError(t, err)
 	assert.Equal(t, []string{"first", "second", "third"}, order)
+}
+
+// secretWindows returns every 8-byte substring of key. A text that
+// contains none of them contains no part of the key longer than 7 bytes.
+func secretWindows(key string) []string {
+	var out []string
+	for i := 0; i+8 <= len(key); i++ {
+		out = append(out, key[i:i+8])
+	}
+	return out
+}
+
+// assertNoSecret fails the test when text contains a part of key 8 bytes
+// or longer, and names the first part found.
+func assertNoSecret(t *testing.T, key, text, where string) {
+	t.Helper()
+	for _, w := range secretWindows(key) {
+		if strings.Contains(text, w) {
+			assert.Failf(t, "secret leaked", "%s contains %q, part of the API key: %s", where, w, text)
+			return
+		}
+	}
+}
+
+func TestObserveNoKeyInLogsOrErrors(t *testing.T) {
+	const apiKey = "sk-proj-SECRETk3y0123456789abcdefGHIJKL"
+	const prompt = "prompt-marker: a lighthouse at dawn"
+	echo := func(status int, code, message string) imagegentest.HandlerFunc {
+		return func(r *imagegentest.RecordedRequest) *imagegentest.Response {
+			auth := r.Header.Get("Authorization")
+			return &imagegentest.Response{Status: status, Error: &imagegentest.APIError{
+				Message: strings.ReplaceAll(message, "AUTH", auth),
+				Type:    imagegentest.TypeServerError,
+				Code:    strings.ReplaceAll(code, "AUTH", auth),
+			}}
+		}
+	}
+	answer := func(resp imagegentest.Response) imagegentest.HandlerFunc {
+		return func(*imagegentest.RecordedRequest) *imagegentest.Response { return &resp }
+	}
+	htmlWithKey := imagegentest.HTMLProxyError(http.StatusBadGateway)
+	htmlWithKey.Body = "<html><body>upstream refused " + apiKey + "</body></html>"
+
+	tests := []struct {
+		name      string
+		server    []imagegentest.Option
+		closed    bool
+		wantClass imagegen.Class
+	}{
+		{"invalid key quoted masked", []imagegentest.Option{imagegentest.WithAPIKey("sk-proj-TheServersOwnKey0123456789")}, false, imagegen.ClassAuthentication},
+		{"invalid key scripted", []imagegentest.Option{imagegentest.WithHandler(answer(imagegentest.InvalidAPIKey()))}, false, imagegen.ClassAuthentication},
+		{"authorization echoed in message", []imagegentest.Option{imagegentest.WithHandler(echo(http.StatusInternalServerError, "", "proxy refused header Authorization: AUTH"))}, false, imagegen.ClassServer},
+		{"authorization echoed in code", []imagegentest.Option{imagegentest.WithHandler(echo(http.StatusBadGateway, "AUTH", "bad gateway"))}, false, imagegen.ClassServer},
+		{"key in html error page", []imagegentest.Option{imagegentest.WithHandler(answer(htmlWithKey))}, false, imagegen.ClassServer},
+		{"key in unreadable 200 body", []imagegentest.Option{imagegentest.WithHandler(answer(imagegentest.Response{
+			Status: http.StatusOK, Body: `{"data":"` + apiKey + `"}`,
+		}))}, false, imagegen.ClassServer},
+		{"connection dropped", []imagegentest.Option{imagegentest.WithHandler(answer(imagegentest.DropConnection()))}, false, imagegen.ClassOutcomeUnknown},
+		{"connection refused", nil, true, imagegen.ClassNetwork},
+		{"attempt timeout", []imagegentest.Option{imagegentest.WithHandler(answer(imagegentest.Timeout(time.Minute)))}, false, imagegen.ClassTimeout},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var logs bytes.Buffer
+			logger := slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+			var texts []string
+			opts := []imagegen.Option{
+				imagegen.WithLogger(logger),
+				imagegen.WithRetry(imagegen.RetryPolicy{
+					MaxAttempts: 2, InitialDelay: time.Millisecond, MaxDelay: 2 * time.Millisecond,
+					AttemptTimeout: 200 * time.Millisecond,
+				}),
+				imagegen.WithHooks(imagegen.Hooks{
+					AttemptEnd: func(_ context.Context, e imagegen.AttemptEndEvent) {
+						if e.Err != nil {
+							texts = append(texts, e.Err.Error())
+						}
+					},
+					Retry:    func(_ context.Context, e imagegen.RetryEvent) { texts = append(texts, e.Err.Error()) },
+					Fallback: func(_ context.Context, e imagegen.FallbackEvent) { texts = append(texts, e.Err.Error()) },
+				}),
+			}
+			var srvs []*imagegentest.Server
+			for i := range 2 {
+				srv := imagegentest.NewServer(tt.server...)
+				t.Cleanup(srv.Close)
+				if tt.closed {
+					srv.Close()
+				}
+				srvs = append(srvs, srv)
+				p, err := openai.New(openai.Options{Name: fmt.Sprintf("p%d", i), APIKey: apiKey, BaseURL: srv.URL})
+				require.NoError(t, err)
+				opts = append(opts, imagegen.WithProvider(p))
+			}
+			c, err := imagegen.New(opts...)
+			require.NoError(t, err)
+
+			_, err = c.Generate(t.Context(), prompt, imagegen.GenerateOptions{})
+
+			require.Error(t, err)
+			var ae *imagegen.AttemptsError
+			require.ErrorAs(t, err, &ae)
+			require.NotEmpty(t, ae.Errors)
+			assert.Equal(t, tt.wantClass, ae.Last().Class)
+			if !tt.closed {
+				reqs := srvs[0].Requests()
+				require.NotEmpty(t, reqs)
+				assert.Equal(t, "Bearer "+apiKey, reqs[0].Header.Get("Authorization"), "the key reached the server")
+			}
+
+			// A caller prints and logs the error it gets.
+			texts = append(texts, err.Error(), fmt.Sprintf("%+v", err))
+			for _, e := range ae.Errors {
+				texts = append(texts, e.Error(), e.Message, e.Code, e.Type, e.Param)
+			}
+			logger.Error("generate failed", "error", err)
+			for i, text := range texts {
+				assertNoSecret(t, apiKey, text, fmt.Sprintf("error text %d", i))
+			}
+
+			records := decodeLogs(t, &logs)
+			require.NotEmpty(t, records)
+			for line := range strings.Lines(logs.String()) {
+				assertNoSecret(t, apiKey, line, "log line")
+			}
+			// The Client logs no prompt today. Debug records may contain a
+			// truncated prompt, records above Debug never.
+			for _, r := range records {
+				if r["level"] == "DEBUG" {
+					continue
+				}
+				line, err := json.Marshal(r)
+				require.NoError(t, err)
+				assert.NotContains(t, string(line), "prompt-marker", "the prompt appears in a log record above Debug")
+			}
+		})
+	}
 }
