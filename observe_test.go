@@ -14,11 +14,14 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/imagegen-go/imagegen"
 	"github.com/imagegen-go/imagegen/imagegentest"
+	imagegenprom "github.com/imagegen-go/imagegen/metrics/prometheus"
 	"github.com/imagegen-go/imagegen/provider/openai"
 )
 
@@ -696,4 +699,119 @@ func TestObserveNoKeyInLogsOrErrors(t *testing.T) {
 			}
 		})
 	}
+}
+
+// histogramCounts returns the sample count and sum of each series of the
+// histogram name, keyed by its label values joined with commas in label
+// name order.
+func histogramCounts(t *testing.T, reg prometheus.Gatherer, name string) map[string][2]float64 {
+	t.Helper()
+	families, err := reg.Gather()
+	require.NoError(t, err)
+	out := map[string][2]float64{}
+	for _, f := range families {
+		if f.GetName() != name {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			var values []string
+			for _, l := range m.GetLabel() {
+				values = append(values, l.GetValue())
+			}
+			h := m.GetHistogram()
+			out[strings.Join(values, ",")] = [2]float64{float64(h.GetSampleCount()), h.GetSampleSum()}
+		}
+	}
+	return out
+}
+
+func TestObservePrometheusScrape(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		reg := prometheus.NewRegistry()
+		metrics, err := imagegenprom.New(reg, imagegenprom.Options{})
+		require.NoError(t, err)
+		a := imagegentest.NewFakeProvider("a")
+		b := imagegentest.NewFakeProvider("b")
+		c, err := imagegen.New(imagegen.WithProvider(a), imagegen.WithProvider(b),
+			imagegen.WithDefaultModel(observeModel), imagegen.WithHooks(metrics.Hooks()))
+		require.NoError(t, err)
+		var costA, costB float64
+
+		// A success on a.
+		res, err := c.Generate(t.Context(), "first", imagegen.GenerateOptions{})
+		require.NoError(t, err)
+		costA += knownCost(t, res.Cost)
+
+		// A 429 on a, a retry after 1 s, then success on a.
+		a.Enqueue(rateLimitedResult(time.Second))
+		res, err = c.Generate(t.Context(), "second", imagegen.GenerateOptions{})
+		require.NoError(t, err)
+		require.Equal(t, "a", res.Provider)
+		costA += knownCost(t, res.Cost)
+
+		// Exhausted quota on a, which opens its breaker, then b.
+		a.Enqueue(imagegentest.FakeResultFrom(imagegentest.InsufficientQuota()))
+		res, err = c.Generate(t.Context(), "third", imagegen.GenerateOptions{})
+		require.NoError(t, err)
+		require.Equal(t, "b", res.Provider)
+		costB += knownCost(t, res.Cost)
+
+		want := fmt.Sprintf(`
+# HELP imagegen_attempts_total Provider calls, by failure class (none on success).
+# TYPE imagegen_attempts_total counter
+imagegen_attempts_total{class="none",model="gpt-image-1",provider="a"} 2
+imagegen_attempts_total{class="quota_exceeded",model="gpt-image-1",provider="a"} 1
+imagegen_attempts_total{class="rate_limited",model="gpt-image-1",provider="a"} 1
+imagegen_attempts_total{class="none",model="gpt-image-1",provider="b"} 1
+# HELP imagegen_breaker_state Circuit breaker state per provider: 0 closed, 1 open, 2 half open.
+# TYPE imagegen_breaker_state gauge
+imagegen_breaker_state{provider="a"} 1
+# HELP imagegen_cost_usd_total Cost of successful calls in US dollars, from reported usage (known) or the catalog (estimated).
+# TYPE imagegen_cost_usd_total counter
+imagegen_cost_usd_total{kind="known",model="gpt-image-1",provider="a"} %g
+imagegen_cost_usd_total{kind="known",model="gpt-image-1",provider="b"} %g
+# HELP imagegen_fallbacks_total Moves from one provider/model to the next.
+# TYPE imagegen_fallbacks_total counter
+imagegen_fallbacks_total{from="a/gpt-image-1",to="b/gpt-image-1"} 1
+# HELP imagegen_images_total Images returned by successful provider calls.
+# TYPE imagegen_images_total counter
+imagegen_images_total{model="gpt-image-1",provider="a"} 2
+imagegen_images_total{model="gpt-image-1",provider="b"} 1
+# HELP imagegen_rate_limited_total Provider calls answered with a rate limit (HTTP 429).
+# TYPE imagegen_rate_limited_total counter
+imagegen_rate_limited_total{model="gpt-image-1",provider="a"} 1
+# HELP imagegen_requests_total Generate and Edit calls, by the provider and model of the last attempt, result and failure class.
+# TYPE imagegen_requests_total counter
+imagegen_requests_total{class="none",model="gpt-image-1",provider="a",result="success"} 2
+imagegen_requests_total{class="none",model="gpt-image-1",provider="b",result="success"} 1
+# HELP imagegen_retries_total Retries of the same provider and model, by the class of the failure retried.
+# TYPE imagegen_retries_total counter
+imagegen_retries_total{class="rate_limited",model="gpt-image-1",provider="a"} 1
+`, costA, costB)
+		assert.NoError(t, testutil.GatherAndCompare(reg, strings.NewReader(want),
+			"imagegen_attempts_total", "imagegen_breaker_state", "imagegen_cache_total",
+			"imagegen_cost_usd_total", "imagegen_fallbacks_total", "imagegen_images_total",
+			"imagegen_rate_limited_total", "imagegen_requests_total", "imagegen_retries_total",
+			"imagegen_unknown_cost_requests_total"))
+
+		assert.Equal(t, map[string][2]float64{
+			"gpt-image-1,a,success": {2, 1},
+			"gpt-image-1,b,success": {1, 0},
+		}, histogramCounts(t, reg, "imagegen_request_duration_seconds"), "the retried call took the 1 s Retry-After")
+		assert.Equal(t, map[string][2]float64{
+			"gpt-image-1,a,error":   {2, 0},
+			"gpt-image-1,a,success": {2, 0},
+			"gpt-image-1,b,success": {1, 0},
+		}, histogramCounts(t, reg, "imagegen_attempt_duration_seconds"))
+		assert.Empty(t, histogramCounts(t, reg, "imagegen_rate_limit_wait_seconds"))
+
+		// The metrics and the Client's own stats count the same events.
+		s := c.Stats().Totals
+		assert.Equal(t, int64(3), s.Calls)
+		assert.Equal(t, int64(5), s.Attempts)
+		assert.Equal(t, int64(1), s.Retries)
+		assert.Equal(t, int64(1), s.Fallbacks)
+		assert.Equal(t, int64(1), s.RateLimited)
+		assert.InDelta(t, costA+costB, s.CostUSD, 1e-12)
+	})
 }
