@@ -510,12 +510,14 @@ func (c *Client) tryCandidate(ctx context.Context, cl *call, cand *candidate) (r
 // admits it. sent reports whether a request went out.
 func (c *Client) attempt(ctx context.Context, cl *call, cand *candidate, n int) (res *Result, e *Error, sent bool) {
 	name := cand.entry.name
+	// Set before admit, so that a call that ends on this provider's open
+	// breaker names this provider in DoneEvent, not the one tried before.
+	cl.lastProvider, cl.lastModel = name, cand.model
 	ticket, e := c.admit(ctx, cand)
 	if e != nil {
 		return nil, e, false
 	}
 
-	cl.lastProvider, cl.lastModel = name, cand.model
 	key := LimitKey{Provider: name, Model: cand.model}
 	release, e := c.waitForLimiter(ctx, key, cl.req.N)
 	if e != nil {

@@ -460,8 +460,8 @@ func TestObserveBreakerChanges(t *testing.T) {
 
 		require.ErrorIs(t, generate(), imagegen.ErrBreakerOpen)
 		assert.Equal(t, []string{
-			"done / server_error 0s",
-		}, events.take(), "an open breaker sends nothing, so the call names no provider")
+			"done a/gpt-image-1 server_error 0s",
+		}, events.take(), "an open breaker sends nothing, and the call ends on its provider")
 		assert.Equal(t, 2, a.Calls())
 
 		time.Sleep(10 * time.Second)
@@ -477,8 +477,8 @@ func TestObserveBreakerChanges(t *testing.T) {
 
 		s := c.Stats()
 		assertPair(t, s, imagegen.ProviderStats{
-			Provider: "a", Model: observeModel, Calls: 3, Successes: 1, Failures: 2,
-			FailuresByClass: classes(imagegen.ClassServer, imagegen.ClassServer),
+			Provider: "a", Model: observeModel, Calls: 4, Successes: 1, Failures: 3,
+			FailuresByClass: classes(imagegen.ClassServer, imagegen.ClassServer, imagegen.ClassServer),
 			AttemptStats: imagegen.AttemptStats{
 				Attempts: 3, FailedAttempts: 2,
 				AttemptFailuresByClass: classes(imagegen.ClassServer, imagegen.ClassServer),
@@ -487,7 +487,64 @@ func TestObserveBreakerChanges(t *testing.T) {
 			Latency: latencies(0, 1),
 		})
 		assert.Equal(t, int64(4), s.Totals.Calls)
-		assert.Equal(t, int64(3), s.Totals.Failures, "the rejected call counts in the totals only")
+		assert.Equal(t, int64(3), s.Totals.Failures)
+	})
+}
+
+func TestObserveFallbackToOpenBreaker(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		notFound := imagegentest.FakeResultFrom(imagegentest.ModelNotFound(observeModel))
+		a := imagegentest.NewFakeProvider("a")
+		a.Enqueue(notFound, notFound)
+		b := imagegentest.NewFakeProvider("b")
+		b.Enqueue(imagegentest.FakeResultFrom(imagegentest.Overloaded()))
+		c, events := newObservedClient(t, imagegen.WithProvider(a), imagegen.WithProvider(b),
+			imagegen.WithRetry(imagegen.RetryPolicy{MaxAttempts: 1}),
+			imagegen.WithBreaker(imagegen.BreakerSettings{ConsecutiveFailures: 1, Cooldown: time.Minute}))
+		generate := func() error {
+			_, err := c.Generate(t.Context(), "a lighthouse", imagegen.GenerateOptions{})
+			return err
+		}
+
+		require.ErrorIs(t, generate(), imagegen.ErrServer)
+		assert.Equal(t, []string{
+			"start a/gpt-image-1 #1",
+			"end a/gpt-image-1 #1 not_found 0s",
+			"fallback a/gpt-image-1 -> b/gpt-image-1 not_found",
+			"start b/gpt-image-1 #1",
+			"breaker b closed -> open",
+			"end b/gpt-image-1 #1 server_error 0s",
+			"done b/gpt-image-1 server_error 0s",
+		}, events.take())
+
+		require.ErrorIs(t, generate(), imagegen.ErrBreakerOpen)
+		assert.Equal(t, []string{
+			"start a/gpt-image-1 #1",
+			"end a/gpt-image-1 #1 not_found 0s",
+			"fallback a/gpt-image-1 -> b/gpt-image-1 not_found",
+			"done b/gpt-image-1 server_error 0s",
+		}, events.take(), "the call ends on b, whose breaker rejected it")
+		assert.Equal(t, 1, b.Calls())
+
+		s := c.Stats()
+		assertPair(t, s, imagegen.ProviderStats{
+			Provider: "a", Model: observeModel, Calls: 2, Failures: 2,
+			FailuresByClass: classes(imagegen.ClassNotFound, imagegen.ClassNotFound),
+			AttemptStats: imagegen.AttemptStats{
+				Attempts: 2, FailedAttempts: 2,
+				AttemptFailuresByClass: classes(imagegen.ClassNotFound, imagegen.ClassNotFound),
+				Fallbacks:              2,
+			},
+		})
+		assertPair(t, s, imagegen.ProviderStats{
+			Provider: "b", Model: observeModel, Calls: 2, Failures: 2,
+			FailuresByClass: classes(imagegen.ClassServer, imagegen.ClassServer),
+			AttemptStats: imagegen.AttemptStats{
+				Attempts: 1, FailedAttempts: 1,
+				AttemptFailuresByClass: classes(imagegen.ClassServer),
+			},
+		})
+		assert.Equal(t, int64(2), s.Totals.Calls)
 	})
 }
 
