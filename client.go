@@ -562,6 +562,12 @@ func (c *Client) attempt(ctx context.Context, cl *call, cand *candidate, n int) 
 	return c.newResult(cl, cand, resp), nil, true
 }
 
+// minLimiterWait is the shortest Acquire that the Client reports as a
+// rate-limit wait. An Acquire that does not wait still takes from tens of
+// nanoseconds to a few microseconds, and reporting those would count every
+// attempt as a wait.
+const minLimiterWait = time.Millisecond
+
 // waitForLimiter waits until the limiter lets a request for images through.
 // A failed wait returns an *Error: ClassRateLimited when the wait would pass
 // the context's deadline, ClassCanceled when the context ended.
@@ -569,7 +575,7 @@ func (c *Client) waitForLimiter(ctx context.Context, key LimitKey, images int) (
 	start := time.Now()
 	release, err := c.limiter.Acquire(ctx, key, images)
 	wait := time.Since(start)
-	if err != nil || wait > 0 {
+	if err != nil || wait >= minLimiterWait {
 		c.onRateLimitWait(ctx, RateLimitWaitEvent{Provider: key.Provider, Model: key.Model, Wait: wait, Err: err})
 	}
 	if err == nil {

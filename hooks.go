@@ -29,7 +29,7 @@ type Hooks struct {
 	// Fallback runs when the Client moves from one provider or model to the next.
 	Fallback func(ctx context.Context, e FallbackEvent)
 	// RateLimitWait runs after the Client waited for a rate limiter, when the
-	// wait was not zero or failed.
+	// wait lasted 1 ms or more or failed.
 	RateLimitWait func(ctx context.Context, e RateLimitWaitEvent)
 	// BreakerChange runs when a provider's circuit breaker changes state.
 	BreakerChange func(ctx context.Context, e BreakerEvent)

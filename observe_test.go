@@ -430,6 +430,26 @@ func TestObserveRateLimitWait(t *testing.T) {
 	})
 }
 
+func TestObserveNoWaitWhenLimiterIdle(t *testing.T) {
+	// Real time, not a synctest bubble: an Acquire that returns at once
+	// still takes some nanoseconds, which must not count as a wait.
+	a := imagegentest.NewFakeProvider("a")
+	c, events := newObservedClient(t,
+		imagegen.WithProvider(a, imagegen.WithLimits(imagegen.Limits{RequestsPerMinute: 6_000_000, RequestBurst: 100})))
+
+	for range 20 {
+		_, err := c.Generate(t.Context(), "a lighthouse", imagegen.GenerateOptions{})
+		require.NoError(t, err)
+	}
+
+	for _, line := range events.take() {
+		assert.NotContains(t, line, "wait ", "no call was held back")
+	}
+	s := c.Stats()
+	assert.Zero(t, s.Totals.RateLimitWaits)
+	assert.Zero(t, s.Totals.RateLimitWait)
+}
+
 func TestObserveBreakerChanges(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		a := imagegentest.NewFakeProvider("a")

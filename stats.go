@@ -129,8 +129,8 @@ type AttemptStats struct {
 	// Fallbacks counts moves from one pair to another.
 	Fallbacks int64
 
-	// RateLimitWaits counts the rate limiter's waits that were not zero or
-	// failed. RateLimitWait is their total duration, and
+	// RateLimitWaits counts the rate limiter's waits that lasted 1 ms or
+	// more or failed. RateLimitWait is their total duration, and
 	// RateLimitWaitErrors counts the waits that failed.
 	RateLimitWaits      int64
 	RateLimitWait       time.Duration
