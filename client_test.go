@@ -149,8 +149,10 @@ func TestNewRejectsBadOptions(t *testing.T) {
 // customLimiter is a Limiter that is not a *LocalLimiter.
 type customLimiter struct{}
 
-func (customLimiter) Acquire(context.Context, imagegen.LimitKey, int) (func(), error) { return func() {}, nil }
-func (customLimiter) Observe(imagegen.LimitKey, imagegen.LimitFeedback)            {}
+func (customLimiter) Acquire(context.Context, imagegen.LimitKey, int) (func(), error) {
+	return func() {}, nil
+}
+func (customLimiter) Observe(imagegen.LimitKey, imagegen.LimitFeedback) {}
 
 func TestLimitsNeedLocalLimiter(t *testing.T) {
 	_, err := imagegen.New(imagegen.WithLimiter(customLimiter{}),
