@@ -253,6 +253,11 @@ type call struct {
 type candidate struct {
 	entry *providerEntry
 	model string
+
+	// req is the call's request adapted to this candidate's model, or nil
+	// when the call's request fits as it is; warnings lists the changes.
+	req      *provider.Request
+	warnings []string
 }
 
 // run executes a validated call and reports its outcome to hooks.
@@ -327,9 +332,7 @@ func (c *Client) settle(cl *call, r *Reservation, res *Result) {
 }
 
 // tryCandidates tries the candidates in order until one succeeds, the
-// caller's context ends or a failure stops the call. A provider that failed
-// is not tried again within the call, except with another model after a
-// failure that depends on the model (not found, invalid, rejected).
+// caller's context ends or a failure stops the call.
 func (c *Client) tryCandidates(ctx context.Context, cl *call, cands []candidate) (*Result, error) {
 	var prev *candidate
 	var failed []*providerEntry
@@ -363,15 +366,26 @@ func (c *Client) tryCandidates(ctx context.Context, cl *call, cands []candidate)
 			break
 		}
 		if len(cl.errs) > errsBefore {
-			switch cl.errs[len(cl.errs)-1].Class {
-			case ClassNotFound, ClassInvalidRequest, ClassContentRejected:
-			default:
+			if failsWholeProvider(cl.errs[len(cl.errs)-1]) {
 				failed = append(failed, cand.entry)
 			}
 			prev = cand
 		}
 	}
 	return nil, newAttemptsError(ctx, cl)
+}
+
+// failsWholeProvider reports whether a failure rules out the provider's
+// other models for the rest of the call: account-level failures, an
+// unreachable service and an open breaker do; failures that may be
+// specific to one model (not found, rate limits and overload, which are
+// counted per model) do not.
+func failsWholeProvider(e *Error) bool {
+	switch e.Class {
+	case ClassQuotaExceeded, ClassNotEntitled, ClassAuthentication, ClassNetwork:
+		return true
+	}
+	return errors.Is(e, ErrBreakerOpen)
 }
 
 // candidates lists the providers and models that can serve the call, in
@@ -406,32 +420,38 @@ func (c *Client) candidates(cl *call) []candidate {
 // error names the shutdown date and the replacement.
 func (c *Client) plan(cl *call) ([]candidate, error) {
 	cands := c.candidates(cl)
-	if c.allowRetired {
-		if len(cands) == 0 {
-			return nil, c.noCandidateError(cl)
-		}
-		return c.order(cl, cands), nil
-	}
 
 	var retiredErr error
-	now := time.Now()
-	kept := cands[:0]
-	for _, cand := range cands {
-		if cand.entry.enforcesRetirement {
-			if err := c.catalog.CheckRetired(cand.model, now); err != nil {
-				retiredErr = err
-				continue
+	if !c.allowRetired {
+		var now time.Time
+		kept := cands[:0]
+		for _, cand := range cands {
+			if cand.entry.enforcesRetirement {
+				if now.IsZero() {
+					now = time.Now()
+				}
+				if err := c.catalog.CheckRetired(cand.model, now); err != nil {
+					retiredErr = err
+					continue
+				}
 			}
+			kept = append(kept, cand)
 		}
-		kept = append(kept, cand)
+		cands = kept
 	}
-	if len(kept) == 0 {
-		if retiredErr != nil {
+
+	cands, skipped := c.adaptCandidates(cl, cands)
+	if len(cands) == 0 {
+		switch {
+		case len(skipped) > 0:
+			return nil, &ValidationError{Field: "model", Value: cl.req.Model,
+				Reason: "no configured provider and model can serve the request: " + strings.Join(skipped, "; ")}
+		case retiredErr != nil:
 			return nil, retiredErr
 		}
 		return nil, c.noCandidateError(cl)
 	}
-	return c.order(cl, kept), nil
+	return c.order(cl, cands), nil
 }
 
 func (c *Client) noCandidateError(cl *call) error {
@@ -583,10 +603,16 @@ func (c *Client) waitForLimiter(ctx context.Context, key LimitKey, images int) (
 func (c *Client) send(ctx context.Context, cl *call, cand *candidate) (*provider.Response, error) {
 	if cl.edit != nil {
 		req := *cl.edit
+		if cand.req != nil {
+			req.Request = *cand.req
+		}
 		req.Model = cand.model
 		return cand.entry.editor.Edit(ctx, &req)
 	}
 	req := cl.req
+	if cand.req != nil {
+		req = *cand.req
+	}
 	req.Model = cand.model
 	return cand.entry.provider.Generate(ctx, &req)
 }
@@ -649,8 +675,12 @@ func (c *Client) newResult(cl *call, cand *candidate, resp *provider.Response) *
 		res.Quality = cl.req.Quality
 	}
 	req := cl.req
+	if cand.req != nil {
+		req = *cand.req
+	}
 	req.Model = cand.model
 	res.Cost = c.catalog.ResponseCost(&req, resp)
+	res.Warnings = append(res.Warnings, cand.warnings...)
 	res.Warnings = append(res.Warnings, resp.Warnings...)
 	res.Choice = cl.choice
 	return res
