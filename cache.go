@@ -134,12 +134,11 @@ func CacheKey(namespace string, req *provider.Request) string {
 		req = &provider.Request{}
 	}
 	var stack [512]byte
-	kb := cacheKeyBuilder{buf: stack[:0]}
-	kb.appendString(cacheKeyVersion)
-	kb.appendString(namespace)
-	kb.appendString("generate")
-	kb.appendRequest(req)
-	return kb.sum()
+	b := appendKeyString(stack[:0], cacheKeyVersion)
+	b = appendKeyString(b, namespace)
+	b = appendKeyString(b, "generate")
+	b = appendKeyRequest(b, req)
+	return cacheKeySum(b)
 }
 
 // CacheKeyEdit returns the cache key of an edit request. It covers everything
@@ -154,92 +153,85 @@ func CacheKeyEdit(namespace string, req *provider.EditRequest) string {
 		req = &provider.EditRequest{}
 	}
 	var stack [512]byte
-	kb := cacheKeyBuilder{buf: stack[:0]}
-	kb.appendString(cacheKeyVersion)
-	kb.appendString(namespace)
-	kb.appendString("edit")
-	kb.appendRequest(&req.Request)
-	kb.appendString(req.InputFidelity)
-	kb.appendInt(int64(len(req.Images)))
+	b := appendKeyString(stack[:0], cacheKeyVersion)
+	b = appendKeyString(b, namespace)
+	b = appendKeyString(b, "edit")
+	b = appendKeyRequest(b, &req.Request)
+	b = appendKeyString(b, req.InputFidelity)
+	b = appendKeyInt(b, int64(len(req.Images)))
 	for i := range req.Images {
-		kb.appendFile(&req.Images[i])
+		b = appendKeyFile(b, &req.Images[i])
 	}
 	if req.Mask == nil {
-		kb.appendInt(0)
+		b = appendKeyInt(b, 0)
 	} else {
-		kb.appendInt(1)
-		kb.appendFile(req.Mask)
+		b = appendKeyInt(b, 1)
+		b = appendKeyFile(b, req.Mask)
 	}
-	return kb.sum()
+	return cacheKeySum(b)
 }
 
-// cacheKeyBuilder collects the fields of a key. Every field is preceded by its
-// length as 8 big-endian bytes, so no two different field lists give the same
-// bytes.
-type cacheKeyBuilder struct {
-	buf []byte
+// The appendKey functions append one field of a key's input. Every field is
+// preceded by its length as 8 big-endian bytes, so no two different field
+// lists give the same bytes. They return the extended slice, like append, so
+// that a key's input can stay in a stack buffer.
+
+func appendKeyString(b []byte, s string) []byte {
+	b = binary.BigEndian.AppendUint64(b, uint64(len(s)))
+	return append(b, s...)
 }
 
-func (kb *cacheKeyBuilder) appendLength(n int) {
-	kb.buf = binary.BigEndian.AppendUint64(kb.buf, uint64(n))
+func appendKeyBytes(b, v []byte) []byte {
+	b = binary.BigEndian.AppendUint64(b, uint64(len(v)))
+	return append(b, v...)
 }
 
-func (kb *cacheKeyBuilder) appendString(s string) {
-	kb.appendLength(len(s))
-	kb.buf = append(kb.buf, s...)
+func appendKeyInt(b []byte, v int64) []byte {
+	b = binary.BigEndian.AppendUint64(b, 8)
+	return binary.BigEndian.AppendUint64(b, uint64(v))
 }
 
-func (kb *cacheKeyBuilder) appendBytes(b []byte) {
-	kb.appendLength(len(b))
-	kb.buf = append(kb.buf, b...)
-}
-
-func (kb *cacheKeyBuilder) appendInt(v int64) {
-	kb.appendLength(8)
-	kb.buf = binary.BigEndian.AppendUint64(kb.buf, uint64(v))
-}
-
-// appendPrompt appends the normalized prompt and patches its length in
+// appendKeyPrompt appends the normalized prompt and patches its length in
 // afterwards, which spares a copy of the prompt.
-func (kb *cacheKeyBuilder) appendPrompt(prompt string) {
-	start := len(kb.buf)
-	kb.appendLength(0)
-	kb.buf = appendNormalizedPrompt(kb.buf, prompt)
-	binary.BigEndian.PutUint64(kb.buf[start:], uint64(len(kb.buf)-start-8))
+func appendKeyPrompt(b []byte, prompt string) []byte {
+	start := len(b)
+	b = binary.BigEndian.AppendUint64(b, 0)
+	b = appendNormalizedPrompt(b, prompt)
+	binary.BigEndian.PutUint64(b[start:], uint64(len(b)-start-8))
+	return b
 }
 
-func (kb *cacheKeyBuilder) appendRequest(req *provider.Request) {
-	kb.appendPrompt(req.Prompt)
-	kb.appendString(req.Model)
+func appendKeyRequest(b []byte, req *provider.Request) []byte {
+	b = appendKeyPrompt(b, req.Prompt)
+	b = appendKeyString(b, req.Model)
 
 	n := req.N
 	if n == 0 {
 		n = 1
 	}
-	kb.appendInt(int64(n))
+	b = appendKeyInt(b, int64(n))
 
-	kb.appendString(cacheKeyOrDefault(req.Size, cacheKeyDefaultAuto))
-	kb.appendString(cacheKeyOrDefault(req.Quality, cacheKeyDefaultAuto))
-	kb.appendString(cacheKeyOrDefault(req.Background, cacheKeyDefaultAuto))
-	kb.appendString(cacheKeyOrDefault(req.OutputFormat, cacheKeyDefaultFormat))
+	b = appendKeyString(b, cacheKeyOrDefault(req.Size, cacheKeyDefaultAuto))
+	b = appendKeyString(b, cacheKeyOrDefault(req.Quality, cacheKeyDefaultAuto))
+	b = appendKeyString(b, cacheKeyOrDefault(req.Background, cacheKeyDefaultAuto))
+	b = appendKeyString(b, cacheKeyOrDefault(req.OutputFormat, cacheKeyDefaultFormat))
 
 	compression := int64(cacheKeyDefaultCompression)
 	if req.OutputCompression != nil {
 		compression = int64(*req.OutputCompression)
 	}
-	kb.appendInt(compression)
+	b = appendKeyInt(b, compression)
 
-	kb.appendString(cacheKeyOrDefault(req.Moderation, cacheKeyDefaultAuto))
-	kb.appendString(req.Style)
-	kb.appendExtra(req.Extra)
+	b = appendKeyString(b, cacheKeyOrDefault(req.Moderation, cacheKeyDefaultAuto))
+	b = appendKeyString(b, req.Style)
+	return appendKeyExtra(b, req.Extra)
 }
 
-// appendExtra appends Extra as JSON. encoding/json writes map keys in sorted
-// order at every level, so equal maps give equal bytes.
-func (kb *cacheKeyBuilder) appendExtra(extra map[string]any) {
+// appendKeyExtra appends Extra as JSON. encoding/json writes map keys in
+// sorted order at every level, so equal maps give equal bytes.
+func appendKeyExtra(b []byte, extra map[string]any) []byte {
 	if len(extra) == 0 {
-		kb.appendString("")
-		return
+		return appendKeyString(b, "")
 	}
 	encoded, err := json.Marshal(extra)
 	if err != nil {
@@ -247,20 +239,19 @@ func (kb *cacheKeyBuilder) appendExtra(extra map[string]any) {
 		// on the error text, so such requests may share a key. Providers send
 		// Extra as JSON, so these requests fail and their results never reach
 		// the cache.
-		kb.appendString("invalid extra: " + err.Error())
-		return
+		return appendKeyString(b, "invalid extra: "+err.Error())
 	}
-	kb.appendBytes(encoded)
+	return appendKeyBytes(b, encoded)
 }
 
-func (kb *cacheKeyBuilder) appendFile(f *provider.File) {
+func appendKeyFile(b []byte, f *provider.File) []byte {
 	sum := sha256.Sum256(f.Data)
-	kb.appendString(f.MediaType)
-	kb.appendBytes(sum[:])
+	b = appendKeyString(b, f.MediaType)
+	return appendKeyBytes(b, sum[:])
 }
 
-func (kb *cacheKeyBuilder) sum() string {
-	sum := sha256.Sum256(kb.buf)
+func cacheKeySum(b []byte) string {
+	sum := sha256.Sum256(b)
 	var out [2 * sha256.Size]byte
 	hex.Encode(out[:], sum[:])
 	return string(out[:])
