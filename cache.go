@@ -76,8 +76,8 @@ func (p CachePolicy) String() string {
 	}
 }
 
-// readsCache reports whether a call under policy p may be answered from the
-// cache. Unknown policies neither read nor write.
+// readsCache reports whether a call under policy p may return a cached
+// result. Unknown policies neither read nor write.
 func (p CachePolicy) readsCache() bool {
 	return p == CacheUse || p == CacheReadOnly
 }
@@ -117,10 +117,10 @@ const (
 // composed and decomposed forms of the same text (NFC and NFD) give different
 // keys.
 //
-// Omitted values and their defaults give the same key: N 0 and 1; Size,
-// Quality, Background and Moderation "" and "auto"; OutputFormat "" and
-// "png"; a nil OutputCompression and 100. Other values are compared exactly,
-// so "PNG" and "png" differ. Extra is encoded as JSON with sorted map keys,
+// Omitted values and their defaults give the same key. N 0 equals 1. Size,
+// Quality, Background and Moderation "" equal "auto". OutputFormat "" equals
+// "png", and a nil OutputCompression equals 100. Other values are compared
+// exactly, so "PNG" and "png" differ. Extra is encoded as JSON with sorted map keys,
 // and a nil Extra equals an empty one.
 //
 // SafetyIdentifier is left out: it identifies the end user for the service's

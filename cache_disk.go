@@ -65,9 +65,9 @@ type DiskCacheOptions struct {
 // entries it finds by that time, so the eviction order survives a restart.
 //
 // Several processes may share a directory. Each reads the files the others
-// write and evicts what it knows of, but each keeps its own count of bytes
-// and its own access order, so together they can exceed MaxBytes until they
-// restart. A file that one process removes while another reads it is still
+// write, but it evicts only the files in its own index and keeps its own
+// count of bytes and access order, so together they can exceed MaxBytes
+// until they restart. A file that one process removes while another reads it is still
 // read whole on Unix file systems.
 type DiskCache struct {
 	dir        string
@@ -83,7 +83,7 @@ type DiskCache struct {
 }
 
 // diskCacheEntry is the index record of one file. Each write of a key creates
-// a new record, so comparing pointers tells whether a file was replaced.
+// a new record, so comparing pointers shows whether a file was replaced.
 type diskCacheEntry struct {
 	name string
 	size int64
@@ -117,10 +117,10 @@ var diskCacheCRCTable = crc32.MakeTable(crc32.Castagnoli)
 var errDiskCacheCorrupt = errors.New("imagegen: corrupt disk cache file")
 
 // NewDiskCache opens the cache in dir, creating dir if needed, and indexes the
-// files already there: it reads each file's header, removes files that are
-// corrupt, expired or abandoned temporary files older than an hour, and
-// evicts the least recently used files until the rest fit in MaxBytes. Files
-// with names that the cache does not use are left alone.
+// files already there. It reads each file's header and removes corrupt and
+// expired files and temporary files older than an hour. Then it evicts the
+// least recently used files until the rest fit in MaxBytes. Files with names
+// that the cache does not use are left alone.
 //
 // It returns an error if dir is empty, MaxBytes or DefaultTTL is negative, or
 // dir cannot be created or listed.
@@ -241,7 +241,7 @@ func (c *DiskCache) checkFileHeader(path string, now time.Time) (int64, time.Tim
 		return 0, time.Time{}, err
 	}
 	if length != uint64(info.Size())-diskCacheHeaderSize {
-		return 0, time.Time{}, fmt.Errorf("%w: file has %d bytes, header says %d", errDiskCacheCorrupt, info.Size(), length+diskCacheHeaderSize)
+		return 0, time.Time{}, fmt.Errorf("%w: file has %d bytes, header records %d", errDiskCacheCorrupt, info.Size(), length+diskCacheHeaderSize)
 	}
 	if diskCacheExpired(expiresAt, now) {
 		return 0, time.Time{}, errDiskCacheExpired
@@ -263,8 +263,8 @@ func (c *DiskCache) removeStaleTemp(path string, now time.Time) {
 // logRemoval once c.mu is released.
 type diskCacheRemoval struct {
 	path   string
-	reason error // why the file was removed
-	err    error // why removing it failed, or nil
+	reason error // cause of the removal
+	err    error // failure of the removal, or nil
 }
 
 // removeDiskCacheFile removes path. It does not log, so that callers holding c.mu can
@@ -564,7 +564,7 @@ func parseDiskCacheFile(data []byte) (value []byte, expiresAt int64, err error) 
 		return nil, 0, err
 	}
 	if length != uint64(len(data)-diskCacheHeaderSize) {
-		return nil, 0, fmt.Errorf("%w: file has %d bytes, header says %d", errDiskCacheCorrupt, len(data), length+diskCacheHeaderSize)
+		return nil, 0, fmt.Errorf("%w: file has %d bytes, header records %d", errDiskCacheCorrupt, len(data), length+diskCacheHeaderSize)
 	}
 	value = data[diskCacheHeaderSize:]
 	crc := crc32.Update(0, diskCacheCRCTable, data[:24])

@@ -53,25 +53,7 @@ func diskTestPath(dir, key string) string {
 func TestDiskCacheGetSet(t *testing.T) {
 	dir := t.TempDir()
 	c := newTestDiskCache(t, dir, DiskCacheOptions{})
-	ctx := t.Context()
-
-	_, err := c.Get(ctx, "missing")
-	assert.ErrorIs(t, err, ErrCacheMiss)
-
-	require.NoError(t, c.Set(ctx, "k", []byte("first"), 0))
-	got, err := c.Get(ctx, "k")
-	require.NoError(t, err)
-	assert.Equal(t, []byte("first"), got)
-
-	require.NoError(t, c.Set(ctx, "k", []byte("second"), time.Hour))
-	got, err = c.Get(ctx, "k")
-	require.NoError(t, err)
-	assert.Equal(t, []byte("second"), got)
-
-	require.NoError(t, c.Set(ctx, "empty", nil, 0))
-	got, err = c.Get(ctx, "empty")
-	require.NoError(t, err)
-	assert.Empty(t, got)
+	testCacheGetSet(t, c)
 
 	assert.Equal(t, int64(2*diskCacheHeaderSize+len("second")), c.totalBytes)
 }

@@ -22,7 +22,7 @@ import (
 // cacheEntry is what the Client stores for one successful call.
 //
 // Response.RateLimit is not stored, because a quota reported at write time
-// says nothing about the quota when the entry is read.
+// does not describe the quota when the entry is read.
 type cacheEntry struct {
 	// Provider is the name of the provider that produced the response.
 	Provider string

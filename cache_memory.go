@@ -16,8 +16,8 @@ const DefaultMemoryCacheMaxBytes = 256 << 20
 // MemoryCacheOptions configures NewMemoryCache.
 type MemoryCacheOptions struct {
 	// MaxBytes bounds the total length of the stored keys and values. Zero
-	// means DefaultMemoryCacheMaxBytes. The per-entry bookkeeping, roughly a
-	// hundred bytes, is not counted.
+	// means DefaultMemoryCacheMaxBytes. The bookkeeping of each entry, an
+	// estimated hundred bytes, is not counted.
 	MaxBytes int64
 
 	// DefaultTTL is how long an entry stored with a ttl of zero lives. Zero

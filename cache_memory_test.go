@@ -21,8 +21,10 @@ func newTestMemoryCache(t *testing.T, opts MemoryCacheOptions) *MemoryCache {
 	return c
 }
 
-func TestMemoryCacheGetSet(t *testing.T) {
-	c := newTestMemoryCache(t, MemoryCacheOptions{})
+// testCacheGetSet checks the behaviour that every Cache shares: a miss,
+// a hit, a replacement and an empty value.
+func testCacheGetSet(t *testing.T, c Cache) {
+	t.Helper()
 	ctx := t.Context()
 
 	_, err := c.Get(ctx, "missing")
@@ -37,6 +39,15 @@ func TestMemoryCacheGetSet(t *testing.T) {
 	got, err = c.Get(ctx, "k")
 	require.NoError(t, err)
 	assert.Equal(t, []byte("second"), got)
+
+	require.NoError(t, c.Set(ctx, "empty", nil, 0))
+	got, err = c.Get(ctx, "empty")
+	require.NoError(t, err)
+	assert.Empty(t, got)
+}
+
+func TestMemoryCacheGetSet(t *testing.T) {
+	testCacheGetSet(t, newTestMemoryCache(t, MemoryCacheOptions{}))
 }
 
 func TestMemoryCacheTTL(t *testing.T) {

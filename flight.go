@@ -13,9 +13,9 @@ import (
 // The zero value is ready to use and safe for concurrent use.
 //
 // Unlike golang.org/x/sync/singleflight, the shared call does not run on the
-// first caller's context: it runs on a detached copy of it, so that one
-// caller leaving does not fail the others, and each caller waits only as long
-// as its own context allows.
+// first caller's context but on a copy without its cancellation, so one
+// caller leaving does not fail the others. Each caller waits only as long as
+// its own context allows.
 type flightGroup[T any] struct {
 	mu    sync.Mutex
 	calls map[string]*flightCall[T]

@@ -62,14 +62,15 @@ func (c *Cache) Get(ctx context.Context, key string) ([]byte, error) {
 		return nil, imagegen.ErrCacheMiss
 	}
 	if err != nil {
-		return nil, fmt.Errorf("imagegen: redis cache get: %w", err)
+		return nil, fmt.Errorf("imagegen: redis cache GET failed: %w", err)
 	}
 	return value, nil
 }
 
 // Set stores value under key for ttl, replacing any earlier value. A ttl of
 // zero means DefaultTTL. Redis counts expiry in whole milliseconds, so ttl is
-// rounded up to one. Set returns an error if ttl is negative or Redis fails.
+// rounded up to the next millisecond. Set returns an error if ttl is negative
+// or Redis fails.
 func (c *Cache) Set(ctx context.Context, key string, value []byte, ttl time.Duration) error {
 	if ttl < 0 {
 		return fmt.Errorf("imagegen: invalid cache ttl %v: want 0 (default) or more", ttl)
@@ -81,7 +82,7 @@ func (c *Cache) Set(ctx context.Context, key string, value []byte, ttl time.Dura
 		ttl += time.Millisecond - rem
 	}
 	if err := c.client.Set(ctx, c.prefix+key, value, ttl).Err(); err != nil {
-		return fmt.Errorf("imagegen: redis cache set: %w", err)
+		return fmt.Errorf("imagegen: redis cache SET failed: %w", err)
 	}
 	return nil
 }

@@ -160,11 +160,11 @@ func TestCacheRedisFailure(t *testing.T) {
 	_, err := c.Get(context.Background(), "k")
 	require.Error(t, err)
 	assert.NotErrorIs(t, err, imagegen.ErrCacheMiss)
-	assert.Contains(t, err.Error(), "imagegen: redis cache get")
+	assert.Contains(t, err.Error(), "imagegen: redis cache GET failed")
 
 	err = c.Set(context.Background(), "k", []byte("v"), 0)
 	require.Error(t, err)
-	assert.Contains(t, err.Error(), "imagegen: redis cache set")
+	assert.Contains(t, err.Error(), "imagegen: redis cache SET failed")
 }
 
 func TestCacheCanceledContext(t *testing.T) {

@@ -21,7 +21,8 @@ import (
 	"time"
 )
 
-// readyLine is what redis-server logs once it accepts connections.
+// readyLine is the log line that redis-server prints once it accepts
+// connections.
 const readyLine = "Ready to accept connections"
 
 // startTimeout bounds the wait for redis-server to become ready, and
