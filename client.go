@@ -36,6 +36,11 @@ type Client struct {
 	strategy     Strategy
 	latency      *latencyTracker
 	limiter      Limiter
+	cache        Cache
+	cacheOpts    CacheOptions
+	dedup        bool
+	dedupTimeout time.Duration
+	flight       flightGroup[*Result]
 	randSource
 }
 
@@ -81,6 +86,10 @@ func New(opts ...Option) (*Client, error) {
 		fallback:     cfg.fallback,
 		strategy:     cfg.strategy,
 		latency:      newLatencyTracker(),
+		cache:        cfg.cache,
+		cacheOpts:    cfg.cacheOpts,
+		dedup:        cfg.dedup,
+		dedupTimeout: cfg.dedupTimeout,
 	}
 	if c.catalog == nil {
 		c.catalog = DefaultCatalog()
@@ -217,6 +226,13 @@ func (c *Client) prepare(cl *call, prompt string, opts *GenerateOptions) error {
 		model = c.defaultModel
 	}
 	cl.req = opts.request(prompt, model)
+	cl.cachePolicy, cl.cacheTTL, cl.cacheNamespace = opts.Cache, opts.CacheTTL, opts.CacheNamespace
+	switch {
+	case opts.Cache < CacheUse || opts.Cache > CacheReadOnly:
+		return &ValidationError{Field: "cache", Value: opts.Cache.String(), Reason: "use CacheUse, CacheBypass, CacheRefresh or CacheReadOnly"}
+	case opts.CacheTTL < 0:
+		return &ValidationError{Field: "cache_ttl", Value: opts.CacheTTL.String(), Reason: "must not be negative"}
+	}
 	if !opts.selects() {
 		return nil
 	}
@@ -241,12 +257,15 @@ type call struct {
 	req  provider.Request
 	edit *provider.EditRequest // nil for Generate
 
-	explicitModel bool
-	choice        *Choice  // what the catalog picked, or nil
-	attempts      int      // provider calls made, across providers
-	errs          []*Error // every attempt's error, in order
-	lastProvider  string   // the provider of the last attempt
-	lastModel     string   // the model of the last attempt
+	explicitModel  bool
+	cachePolicy    CachePolicy
+	cacheTTL       time.Duration
+	cacheNamespace string
+	choice         *Choice  // what the catalog picked, or nil
+	attempts       int      // provider calls made, across providers
+	errs           []*Error // every attempt's error, in order
+	lastProvider   string   // the provider of the last attempt
+	lastModel      string   // the model of the last attempt
 }
 
 // candidate is one provider and model the call may try.
@@ -263,13 +282,7 @@ type candidate struct {
 // run executes a validated call and reports its outcome to hooks.
 func (c *Client) run(ctx context.Context, cl *call) (*Result, error) {
 	start := time.Now()
-	var res *Result
-	var err error
-	if counts := SplitN(cl.req.N, c.catalog.MaxImagesPerCall(cl.req.Model)); len(counts) > 1 {
-		res, err = c.executeSplit(ctx, cl, counts)
-	} else {
-		res, err = c.execute(ctx, cl)
-	}
+	res, err := c.generateShared(ctx, cl)
 	latency := time.Since(start)
 
 	if res != nil {
@@ -277,6 +290,15 @@ func (c *Client) run(ctx context.Context, cl *call) (*Result, error) {
 	}
 	c.onDone(ctx, DoneEvent{Provider: cl.lastProvider, Model: cl.lastModel, Result: res, Err: err, Class: classOf(err), Latency: latency})
 	return res, err
+}
+
+// generate makes the upstream calls for cl, split into several when the
+// model makes fewer images per call than requested.
+func (c *Client) generate(ctx context.Context, cl *call) (*Result, error) {
+	if counts := SplitN(cl.req.N, c.catalog.MaxImagesPerCall(cl.req.Model)); len(counts) > 1 {
+		return c.executeSplit(ctx, cl, counts)
+	}
+	return c.execute(ctx, cl)
 }
 
 // execute makes one call: it reserves the budget, then tries the candidates.

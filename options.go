@@ -29,6 +29,10 @@ type config struct {
 	strategy     Strategy
 	breaker      BreakerSettings
 	limiter      Limiter
+	cache        Cache
+	cacheOpts    CacheOptions
+	dedup        bool
+	dedupTimeout time.Duration
 }
 
 type providerConfig struct {
@@ -214,6 +218,17 @@ type GenerateOptions struct {
 	Preset          Preset
 	AspectRatio     string
 	MaxCostPerImage float64
+
+	// Cache is how this call uses the Client's cache (see WithCache):
+	// CacheUse, the default, reads and stores; CacheBypass, CacheRefresh and
+	// CacheReadOnly skip the read, the store or both.
+	Cache CachePolicy
+
+	// CacheTTL overrides CacheOptions.TTL for the images this call stores.
+	CacheTTL time.Duration
+
+	// CacheNamespace overrides CacheOptions.Namespace for this call.
+	CacheNamespace string
 }
 
 // selects reports whether the options ask the catalog to pick size and quality.
