@@ -266,6 +266,9 @@ type call struct {
 	errs           []*Error // every attempt's error, in order
 	lastProvider   string   // the provider of the last attempt
 	lastModel      string   // the model of the last attempt
+
+	sent         provider.Request // the request of the current attempt
+	candidateBuf [4]candidate     // backing array of most calls' candidates
 }
 
 // candidate is one provider and model the call may try.
@@ -413,7 +416,7 @@ func failsWholeProvider(e *Error) bool {
 // candidates lists the providers and models that can serve the call, in
 // the order they are tried.
 func (c *Client) candidates(cl *call) []candidate {
-	out := make([]candidate, 0, len(c.providers))
+	out := cl.candidateBuf[:0]
 	for _, e := range c.providers {
 		if cl.edit != nil && e.editor == nil {
 			continue
@@ -552,14 +555,15 @@ func (c *Client) tryCandidate(ctx context.Context, cl *call, cand *candidate) (r
 // admits it. sent reports whether a request went out.
 func (c *Client) attempt(ctx context.Context, cl *call, cand *candidate, n int) (res *Result, e *Error, sent bool) {
 	name := cand.entry.name
-	ticket, e := c.admit(ctx, cand)
+	now := time.Now()
+	ticket, e := c.admit(ctx, cand, now)
 	if e != nil {
 		return nil, e, false
 	}
 
 	cl.lastProvider, cl.lastModel = name, cand.model
 	key := LimitKey{Provider: name, Model: cand.model}
-	release, e := c.waitForLimiter(ctx, key, cl.req.N)
+	release, start, e := c.waitForLimiter(ctx, key, cl.req.N, now)
 	if e != nil {
 		cand.entry.breaker.cancelProbe(ticket)
 		return nil, e, false
@@ -569,9 +573,9 @@ func (c *Client) attempt(ctx context.Context, cl *call, cand *candidate, n int) 
 	c.onAttemptStart(ctx, AttemptStartEvent{Provider: name, Model: cand.model, Attempt: n, Images: cl.req.N})
 
 	actx, cancel := context.WithTimeout(ctx, c.retry.AttemptTimeout)
-	start := time.Now()
 	resp, err := c.send(actx, cl, cand)
-	latency := time.Since(start)
+	end := time.Now()
+	latency := end.Sub(start)
 	timedOut := actx.Err() != nil && ctx.Err() == nil
 	cancel()
 	cl.attempts++
@@ -581,7 +585,7 @@ func (c *Client) attempt(ctx context.Context, cl *call, cand *candidate, n int) 
 	}
 	if err != nil {
 		e := attemptError(ctx, err, name, cand.model, timedOut)
-		c.recordBreaker(ctx, cand, ticket, e)
+		c.recordBreaker(ctx, cand, ticket, e, end)
 		c.limiter.Observe(key, LimitFeedback{Class: e.Class, RetryAfter: e.RetryAfter, RateLimit: e.RateLimit, Images: cl.req.N})
 		c.onAttemptEnd(ctx, AttemptEndEvent{
 			Provider: name, Model: cand.model, Attempt: n, Latency: latency,
@@ -590,7 +594,7 @@ func (c *Client) attempt(ctx context.Context, cl *call, cand *candidate, n int) 
 		return nil, e, true
 	}
 
-	c.recordBreaker(ctx, cand, ticket, nil)
+	c.recordBreaker(ctx, cand, ticket, nil, end)
 	c.limiter.Observe(key, LimitFeedback{Success: true, RateLimit: resp.RateLimit, Images: cl.req.N})
 	if c.strategy == OrderLatency {
 		c.latency.observe(name, cand.model, latency)
@@ -602,23 +606,24 @@ func (c *Client) attempt(ctx context.Context, cl *call, cand *candidate, n int) 
 	return c.newResult(cl, cand, resp), nil, true
 }
 
-// waitForLimiter waits until the limiter lets a request for images through.
-// A failed wait returns an *Error: ClassRateLimited when the wait would pass
-// the context's deadline, ClassCanceled when the context ended.
-func (c *Client) waitForLimiter(ctx context.Context, key LimitKey, images int) (release func(), e *Error) {
-	start := time.Now()
+// waitForLimiter waits until the limiter lets a request for images through,
+// starting at now, and returns the time the wait ended. A failed wait
+// returns an *Error: ClassRateLimited when the wait would pass the context's
+// deadline, ClassCanceled when the context ended.
+func (c *Client) waitForLimiter(ctx context.Context, key LimitKey, images int, now time.Time) (release func(), end time.Time, e *Error) {
 	release, err := c.limiter.Acquire(ctx, key, images)
-	wait := time.Since(start)
+	end = time.Now()
+	wait := end.Sub(now)
 	if err != nil || wait > 0 {
 		c.onRateLimitWait(ctx, RateLimitWaitEvent{Provider: key.Provider, Model: key.Model, Wait: wait, Err: err})
 	}
 	if err == nil {
-		return release, nil
+		return release, end, nil
 	}
 	if ctx.Err() != nil {
-		return nil, &Error{Provider: key.Provider, Model: key.Model, Class: ClassCanceled, Message: "canceled while waiting for the rate limiter", Err: err}
+		return nil, end, &Error{Provider: key.Provider, Model: key.Model, Class: ClassCanceled, Message: "canceled while waiting for the rate limiter", Err: err}
 	}
-	return nil, asError(err, key.Provider, key.Model)
+	return nil, end, asError(err, key.Provider, key.Model)
 }
 
 // send calls the provider with the candidate's model.
@@ -631,12 +636,15 @@ func (c *Client) send(ctx context.Context, cl *call, cand *candidate) (*provider
 		req.Model = cand.model
 		return cand.entry.editor.Edit(ctx, &req)
 	}
-	req := cl.req
+	// The request lives in the call, which is on the heap already, so that
+	// passing its address to the provider costs no allocation. Attempts of
+	// one call never overlap.
+	cl.sent = cl.req
 	if cand.req != nil {
-		req = *cand.req
+		cl.sent = *cand.req
 	}
-	req.Model = cand.model
-	return cand.entry.provider.Generate(ctx, &req)
+	cl.sent.Model = cand.model
+	return cand.entry.provider.Generate(ctx, &cl.sent)
 }
 
 // attemptError classifies a failed attempt. A call cut by the Client's
