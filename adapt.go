@@ -10,10 +10,10 @@ import (
 
 // adaptCandidates fits the request to each candidate whose model differs
 // from the requested one, such as an older model in a fallback chain. A
-// value the candidate's model does not accept is translated (a size to the
-// nearest listed size of a similar aspect ratio, an unknown quality to
-// "high", an unsupported format to "png") or dropped, and each change is
-// listed in the candidate's warnings. A candidate that cannot serve the
+// value the candidate's model does not accept is translated or dropped, and
+// each change is listed in the candidate's warnings. Translations map a size
+// to the nearest listed size of a similar aspect ratio, an unknown quality to
+// "high" and an unsupported format to "png". A candidate that cannot serve the
 // request at all (edits, a transparent background, more images per call than
 // it makes) is removed, and its reason returned for the error when no
 // candidate is left.

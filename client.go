@@ -261,7 +261,7 @@ type call struct {
 	cachePolicy    CachePolicy
 	cacheTTL       time.Duration
 	cacheNamespace string
-	choice         *Choice  // what the catalog picked, or nil
+	choice         *Choice  // the catalog's choice, or nil
 	attempts       int      // provider calls made, across providers
 	errs           []*Error // every attempt's error, in order
 	lastProvider   string   // the provider of the last attempt
@@ -401,10 +401,10 @@ func (c *Client) tryCandidates(ctx context.Context, cl *call, cands []candidate)
 }
 
 // failsWholeProvider reports whether a failure rules out the provider's
-// other models for the rest of the call: account-level failures, an
-// unreachable service and an open breaker do; failures that may be
-// specific to one model (not found, rate limits and overload, which are
-// counted per model) do not.
+// other models for the rest of the call. Account-level failures, an
+// unreachable service and an open breaker do. Failures that may be specific
+// to one model do not: not found, rate limits and overload, which services
+// count per model.
 func failsWholeProvider(e *Error) bool {
 	switch e.Class {
 	case ClassQuotaExceeded, ClassNotEntitled, ClassAuthentication, ClassNetwork:
@@ -528,8 +528,8 @@ func (c *Client) tryCandidate(ctx context.Context, cl *call, cand *candidate) (r
 			delay = delays.next()
 		}
 		if deadline, ok := ctx.Deadline(); ok && time.Until(deadline) <= delay {
-			// Sleeping would use up the caller's time: another provider
-			// may still answer within it.
+			// Sleeping would use up the caller's time, but another
+			// provider may still respond within it.
 			return nil, true
 		}
 		if !c.retryBudget.withdraw() {
@@ -648,8 +648,8 @@ func (c *Client) send(ctx context.Context, cl *call, cand *candidate) (*provider
 }
 
 // attemptError classifies a failed attempt. A call cut by the Client's
-// per-attempt timeout is a timeout even when the provider reported it as a
-// cancellation; a call cut by the caller's context is canceled.
+// per-attempt timeout is a timeout, even when the provider reported it as a
+// cancellation. A call cut by the caller's context is canceled.
 func attemptError(ctx context.Context, err error, name, model string, timedOut bool) *Error {
 	e := asError(err, name, model)
 	switch {
@@ -670,7 +670,7 @@ func attemptError(ctx context.Context, err error, name, model string, timedOut b
 	return e
 }
 
-// checkResponse rejects a successful answer that holds no usable image.
+// checkResponse rejects a successful response that contains no usable image.
 func checkResponse(resp *provider.Response, n int, name, model string) error {
 	if resp == nil || len(resp.Images) == 0 {
 		return &Error{Provider: name, Model: model, Class: ClassServer, Message: "the provider returned no image"}

@@ -26,7 +26,7 @@ type CacheOptions struct {
 // no timeout.
 const DefaultDedupTimeout = 15 * time.Minute
 
-// WithCache stores the images of successful calls in cache and answers
+// WithCache stores the images of successful calls in cache and serves
 // identical later calls from it. Without it the Client never reuses an
 // image, because many callers want a fresh image for the same prompt. Only
 // verified successes are stored (every requested image present and
@@ -64,7 +64,7 @@ func WithDeduplication(timeout time.Duration) Option {
 	}
 }
 
-// generateShared answers a call from the cache, from an identical call in
+// generateShared serves a call from the cache, from an identical call in
 // flight, or with a new upstream call, as the Client's cache and
 // deduplication settings allow.
 func (c *Client) generateShared(ctx context.Context, cl *call) (*Result, error) {

@@ -1,6 +1,6 @@
 // Package imagegen is a client for AI image generation services that keeps
 // each service inside its rate limits, retries only what can succeed, falls
-// back across providers and models, and knows what every image cost.
+// back across providers and models, and reports what every image cost.
 //
 // A [Client] wraps one or more providers (see package provider and its
 // subpackages) and exposes [Client.Generate] and [Client.Edit]:

@@ -73,8 +73,8 @@ func WithWeight(w float64) ProviderOption {
 	}
 }
 
-// stepAfter applies the fallback policy to a failure whose retry policy
-// says stop.
+// stepAfter applies the fallback policy to a failure for which the retry
+// policy returned stepStop.
 func (p FallbackPolicy) stepAfter(e *Error, s step) step {
 	if s != stepStop {
 		return s
@@ -126,7 +126,7 @@ type randSource struct {
 	rnd   *rand.Rand
 }
 
-// admit asks the candidate's breaker whether an attempt may be sent. It
+// admit checks with the candidate's breaker whether an attempt may be sent. It
 // reports state changes to hooks and the log, outside the breaker's lock.
 func (c *Client) admit(ctx context.Context, cand *candidate, now time.Time) (breakerTicket, *Error) {
 	ticket, change, err := cand.entry.breaker.allow(now)
