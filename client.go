@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/imagegen-go/imagegen/provider"
 )
@@ -285,6 +286,11 @@ type candidate struct {
 // run executes a validated call and reports its outcome to hooks.
 func (c *Client) run(ctx context.Context, cl *call) (*Result, error) {
 	start := time.Now()
+	if c.logger.Enabled(ctx, slog.LevelDebug) {
+		c.logger.LogAttrs(ctx, slog.LevelDebug, "imagegen: generating",
+			slog.String("prompt", truncatePrompt(cl.req.Prompt)), slog.String("model", cl.req.Model),
+			slog.Int("n", cl.req.N), slog.String("size", cl.req.Size), slog.String("quality", cl.req.Quality))
+	}
 	res, err := c.generateShared(ctx, cl)
 	latency := time.Since(start)
 
@@ -714,6 +720,18 @@ func (c *Client) newResult(cl *call, cand *candidate, resp *provider.Response) *
 	res.Warnings = append(res.Warnings, resp.Warnings...)
 	res.Choice = cl.choice
 	return res
+}
+
+// maxLoggedPrompt is the number of characters of a prompt that Debug logs show.
+const maxLoggedPrompt = 80
+
+// truncatePrompt shortens a prompt for a log line.
+func truncatePrompt(p string) string {
+	if utf8.RuneCountInString(p) <= maxLoggedPrompt {
+		return p
+	}
+	runes := []rune(p)
+	return string(runes[:maxLoggedPrompt]) + "…"
 }
 
 // classOf returns the class of the last failure in err, ClassUnknown for nil.

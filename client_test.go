@@ -1,8 +1,10 @@
 package imagegen_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"log/slog"
 	"net/http"
 	"strings"
 	"sync"
@@ -353,4 +355,26 @@ func TestLimiterPauseSharedByCallers(t *testing.T) {
 		assert.GreaterOrEqual(t, <-first, 5*time.Second)
 		assert.Equal(t, 3, fake.Calls())
 	})
+}
+
+func TestPromptLoggedOnlyAtDebugTruncated(t *testing.T) {
+	prompt := "a lighthouse " + strings.Repeat("with many details ", 20) + "END-MARKER"
+	for _, tt := range []struct {
+		level slog.Level
+		want  bool
+	}{
+		{slog.LevelInfo, false},
+		{slog.LevelDebug, true},
+	} {
+		var logs bytes.Buffer
+		c, err := imagegen.New(imagegen.WithProvider(imagegentest.NewFakeProvider("fake")),
+			imagegen.WithLogger(slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: tt.level}))))
+		require.NoError(t, err)
+
+		_, err = c.Generate(t.Context(), prompt, imagegen.GenerateOptions{})
+
+		require.NoError(t, err)
+		assert.Equal(t, tt.want, strings.Contains(logs.String(), "a lighthouse with many"), "level %v", tt.level)
+		assert.NotContains(t, logs.String(), "END-MARKER", "the prompt is truncated")
+	}
 }
