@@ -178,7 +178,7 @@ func (e *RetiredError) Error() string {
 	} else {
 		b.WriteString("; choose a current model")
 	}
-	b.WriteString(", or turn off the retirement check for an endpoint that still serves it")
+	b.WriteString(" (imagegen.WithRetiredModels allows it for endpoints that still serve it)")
 	return b.String()
 }
 

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/imagegen-go/imagegen/provider"
 )
@@ -36,6 +37,11 @@ type Client struct {
 	strategy     Strategy
 	latency      *latencyTracker
 	limiter      Limiter
+	cache        Cache
+	cacheOpts    CacheOptions
+	dedup        bool
+	dedupTimeout time.Duration
+	flight       flightGroup[*Result]
 	randSource
 }
 
@@ -81,6 +87,10 @@ func New(opts ...Option) (*Client, error) {
 		fallback:     cfg.fallback,
 		strategy:     cfg.strategy,
 		latency:      newLatencyTracker(),
+		cache:        cfg.cache,
+		cacheOpts:    cfg.cacheOpts,
+		dedup:        cfg.dedup,
+		dedupTimeout: cfg.dedupTimeout,
 	}
 	if c.catalog == nil {
 		c.catalog = DefaultCatalog()
@@ -217,6 +227,13 @@ func (c *Client) prepare(cl *call, prompt string, opts *GenerateOptions) error {
 		model = c.defaultModel
 	}
 	cl.req = opts.request(prompt, model)
+	cl.cachePolicy, cl.cacheTTL, cl.cacheNamespace = opts.Cache, opts.CacheTTL, opts.CacheNamespace
+	switch {
+	case opts.Cache < CacheUse || opts.Cache > CacheReadOnly:
+		return &ValidationError{Field: "cache", Value: opts.Cache.String(), Reason: "use CacheUse, CacheBypass, CacheRefresh or CacheReadOnly"}
+	case opts.CacheTTL < 0:
+		return &ValidationError{Field: "cache_ttl", Value: opts.CacheTTL.String(), Reason: "must not be negative"}
+	}
 	if !opts.selects() {
 		return nil
 	}
@@ -241,30 +258,40 @@ type call struct {
 	req  provider.Request
 	edit *provider.EditRequest // nil for Generate
 
-	explicitModel bool
-	choice        *Choice  // what the catalog picked, or nil
-	attempts      int      // provider calls made, across providers
-	errs          []*Error // every attempt's error, in order
-	lastProvider  string   // the provider of the last attempt
-	lastModel     string   // the model of the last attempt
+	explicitModel  bool
+	cachePolicy    CachePolicy
+	cacheTTL       time.Duration
+	cacheNamespace string
+	choice         *Choice  // the catalog's choice, or nil
+	attempts       int      // provider calls made, across providers
+	errs           []*Error // every attempt's error, in order
+	lastProvider   string   // the provider of the last attempt
+	lastModel      string   // the model of the last attempt
+
+	sent         provider.Request // the request of the current attempt
+	candidateBuf [4]candidate     // backing array of most calls' candidates
 }
 
 // candidate is one provider and model the call may try.
 type candidate struct {
 	entry *providerEntry
 	model string
+
+	// req is the call's request adapted to this candidate's model, or nil
+	// when the call's request fits as it is; warnings lists the changes.
+	req      *provider.Request
+	warnings []string
 }
 
 // run executes a validated call and reports its outcome to hooks.
 func (c *Client) run(ctx context.Context, cl *call) (*Result, error) {
 	start := time.Now()
-	var res *Result
-	var err error
-	if counts := SplitN(cl.req.N, c.catalog.MaxImagesPerCall(cl.req.Model)); len(counts) > 1 {
-		res, err = c.executeSplit(ctx, cl, counts)
-	} else {
-		res, err = c.execute(ctx, cl)
+	if c.logger.Enabled(ctx, slog.LevelDebug) {
+		c.logger.LogAttrs(ctx, slog.LevelDebug, "imagegen: generating",
+			slog.String("prompt", truncatePrompt(cl.req.Prompt)), slog.String("model", cl.req.Model),
+			slog.Int("n", cl.req.N), slog.String("size", cl.req.Size), slog.String("quality", cl.req.Quality))
 	}
+	res, err := c.generateShared(ctx, cl)
 	latency := time.Since(start)
 
 	if res != nil {
@@ -272,6 +299,15 @@ func (c *Client) run(ctx context.Context, cl *call) (*Result, error) {
 	}
 	c.onDone(ctx, DoneEvent{Provider: cl.lastProvider, Model: cl.lastModel, Result: res, Err: err, Class: classOf(err), Latency: latency})
 	return res, err
+}
+
+// generate makes the upstream calls for cl, split into several when the
+// model makes fewer images per call than requested.
+func (c *Client) generate(ctx context.Context, cl *call) (*Result, error) {
+	if counts := SplitN(cl.req.N, c.catalog.MaxImagesPerCall(cl.req.Model)); len(counts) > 1 {
+		return c.executeSplit(ctx, cl, counts)
+	}
+	return c.execute(ctx, cl)
 }
 
 // execute makes one call: it reserves the budget, then tries the candidates.
@@ -327,9 +363,7 @@ func (c *Client) settle(cl *call, r *Reservation, res *Result) {
 }
 
 // tryCandidates tries the candidates in order until one succeeds, the
-// caller's context ends or a failure stops the call. A provider that failed
-// is not tried again within the call, except with another model after a
-// failure that depends on the model (not found, invalid, rejected).
+// caller's context ends or a failure stops the call.
 func (c *Client) tryCandidates(ctx context.Context, cl *call, cands []candidate) (*Result, error) {
 	var prev *candidate
 	var failed []*providerEntry
@@ -363,9 +397,7 @@ func (c *Client) tryCandidates(ctx context.Context, cl *call, cands []candidate)
 			break
 		}
 		if len(cl.errs) > errsBefore {
-			switch cl.errs[len(cl.errs)-1].Class {
-			case ClassNotFound, ClassInvalidRequest, ClassContentRejected:
-			default:
+			if failsWholeProvider(cl.errs[len(cl.errs)-1]) {
 				failed = append(failed, cand.entry)
 			}
 			prev = cand
@@ -374,10 +406,23 @@ func (c *Client) tryCandidates(ctx context.Context, cl *call, cands []candidate)
 	return nil, newAttemptsError(ctx, cl)
 }
 
+// failsWholeProvider reports whether a failure rules out the provider's
+// other models for the rest of the call. Account-level failures, an
+// unreachable service and an open breaker do. Failures that may be specific
+// to one model do not: not found, rate limits and overload, which services
+// count per model.
+func failsWholeProvider(e *Error) bool {
+	switch e.Class {
+	case ClassQuotaExceeded, ClassNotEntitled, ClassAuthentication, ClassNetwork:
+		return true
+	}
+	return errors.Is(e, ErrBreakerOpen)
+}
+
 // candidates lists the providers and models that can serve the call, in
 // the order they are tried.
 func (c *Client) candidates(cl *call) []candidate {
-	out := make([]candidate, 0, len(c.providers))
+	out := cl.candidateBuf[:0]
 	for _, e := range c.providers {
 		if cl.edit != nil && e.editor == nil {
 			continue
@@ -406,32 +451,38 @@ func (c *Client) candidates(cl *call) []candidate {
 // error names the shutdown date and the replacement.
 func (c *Client) plan(cl *call) ([]candidate, error) {
 	cands := c.candidates(cl)
-	if c.allowRetired {
-		if len(cands) == 0 {
-			return nil, c.noCandidateError(cl)
-		}
-		return c.order(cl, cands), nil
-	}
 
 	var retiredErr error
-	now := time.Now()
-	kept := cands[:0]
-	for _, cand := range cands {
-		if cand.entry.enforcesRetirement {
-			if err := c.catalog.CheckRetired(cand.model, now); err != nil {
-				retiredErr = err
-				continue
+	if !c.allowRetired {
+		var now time.Time
+		kept := cands[:0]
+		for _, cand := range cands {
+			if cand.entry.enforcesRetirement {
+				if now.IsZero() {
+					now = time.Now()
+				}
+				if err := c.catalog.CheckRetired(cand.model, now); err != nil {
+					retiredErr = err
+					continue
+				}
 			}
+			kept = append(kept, cand)
 		}
-		kept = append(kept, cand)
+		cands = kept
 	}
-	if len(kept) == 0 {
-		if retiredErr != nil {
+
+	cands, skipped := c.adaptCandidates(cl, cands)
+	if len(cands) == 0 {
+		switch {
+		case len(skipped) > 0:
+			return nil, &ValidationError{Field: "model", Value: cl.req.Model,
+				Reason: "no configured provider and model can serve the request: " + strings.Join(skipped, "; ")}
+		case retiredErr != nil:
 			return nil, retiredErr
 		}
 		return nil, c.noCandidateError(cl)
 	}
-	return c.order(cl, kept), nil
+	return c.order(cl, cands), nil
 }
 
 func (c *Client) noCandidateError(cl *call) error {
@@ -483,8 +534,8 @@ func (c *Client) tryCandidate(ctx context.Context, cl *call, cand *candidate) (r
 			delay = delays.next()
 		}
 		if deadline, ok := ctx.Deadline(); ok && time.Until(deadline) <= delay {
-			// Sleeping would use up the caller's time: another provider
-			// may still answer within it.
+			// Sleeping would use up the caller's time, but another
+			// provider may still respond within it.
 			return nil, true
 		}
 		if !c.retryBudget.withdraw() {
@@ -513,13 +564,14 @@ func (c *Client) attempt(ctx context.Context, cl *call, cand *candidate, n int) 
 	// Set before admit, so that a call that ends on this provider's open
 	// breaker names this provider in DoneEvent, not the one tried before.
 	cl.lastProvider, cl.lastModel = name, cand.model
-	ticket, e := c.admit(ctx, cand)
+	now := time.Now()
+	ticket, e := c.admit(ctx, cand, now)
 	if e != nil {
 		return nil, e, false
 	}
 
 	key := LimitKey{Provider: name, Model: cand.model}
-	release, e := c.waitForLimiter(ctx, key, cl.req.N)
+	release, start, e := c.waitForLimiter(ctx, key, cl.req.N, now)
 	if e != nil {
 		cand.entry.breaker.cancelProbe(ticket)
 		return nil, e, false
@@ -529,9 +581,9 @@ func (c *Client) attempt(ctx context.Context, cl *call, cand *candidate, n int) 
 	c.onAttemptStart(ctx, AttemptStartEvent{Provider: name, Model: cand.model, Attempt: n, Images: cl.req.N})
 
 	actx, cancel := context.WithTimeout(ctx, c.retry.AttemptTimeout)
-	start := time.Now()
 	resp, err := c.send(actx, cl, cand)
-	latency := time.Since(start)
+	end := time.Now()
+	latency := end.Sub(start)
 	timedOut := actx.Err() != nil && ctx.Err() == nil
 	cancel()
 	cl.attempts++
@@ -541,7 +593,7 @@ func (c *Client) attempt(ctx context.Context, cl *call, cand *candidate, n int) 
 	}
 	if err != nil {
 		e := attemptError(ctx, err, name, cand.model, timedOut)
-		c.recordBreaker(ctx, cand, ticket, e)
+		c.recordBreaker(ctx, cand, ticket, e, end)
 		c.limiter.Observe(key, LimitFeedback{Class: e.Class, RetryAfter: e.RetryAfter, RateLimit: e.RateLimit, Images: cl.req.N})
 		c.onAttemptEnd(ctx, AttemptEndEvent{
 			Provider: name, Model: cand.model, Attempt: n, Latency: latency,
@@ -550,7 +602,7 @@ func (c *Client) attempt(ctx context.Context, cl *call, cand *candidate, n int) 
 		return nil, e, true
 	}
 
-	c.recordBreaker(ctx, cand, ticket, nil)
+	c.recordBreaker(ctx, cand, ticket, nil, end)
 	c.limiter.Observe(key, LimitFeedback{Success: true, RateLimit: resp.RateLimit, Images: cl.req.N})
 	if c.strategy == OrderLatency {
 		c.latency.observe(name, cand.model, latency)
@@ -568,40 +620,50 @@ func (c *Client) attempt(ctx context.Context, cl *call, cand *candidate, n int) 
 // attempt as a wait.
 const minLimiterWait = time.Millisecond
 
-// waitForLimiter waits until the limiter lets a request for images through.
-// A failed wait returns an *Error: ClassRateLimited when the wait would pass
-// the context's deadline, ClassCanceled when the context ended.
-func (c *Client) waitForLimiter(ctx context.Context, key LimitKey, images int) (release func(), e *Error) {
-	start := time.Now()
+// waitForLimiter waits until the limiter lets a request for images through,
+// starting at now, and returns the time the wait ended. A failed wait
+// returns an *Error: ClassRateLimited when the wait would pass the context's
+// deadline, ClassCanceled when the context ended.
+func (c *Client) waitForLimiter(ctx context.Context, key LimitKey, images int, now time.Time) (release func(), end time.Time, e *Error) {
 	release, err := c.limiter.Acquire(ctx, key, images)
-	wait := time.Since(start)
+	end = time.Now()
+	wait := end.Sub(now)
 	if err != nil || wait >= minLimiterWait {
 		c.onRateLimitWait(ctx, RateLimitWaitEvent{Provider: key.Provider, Model: key.Model, Wait: wait, Err: err})
 	}
 	if err == nil {
-		return release, nil
+		return release, end, nil
 	}
 	if ctx.Err() != nil {
-		return nil, &Error{Provider: key.Provider, Model: key.Model, Class: ClassCanceled, Message: "canceled while waiting for the rate limiter", Err: err}
+		return nil, end, &Error{Provider: key.Provider, Model: key.Model, Class: ClassCanceled, Message: "canceled while waiting for the rate limiter", Err: err}
 	}
-	return nil, asError(err, key.Provider, key.Model)
+	return nil, end, asError(err, key.Provider, key.Model)
 }
 
 // send calls the provider with the candidate's model.
 func (c *Client) send(ctx context.Context, cl *call, cand *candidate) (*provider.Response, error) {
 	if cl.edit != nil {
 		req := *cl.edit
+		if cand.req != nil {
+			req.Request = *cand.req
+		}
 		req.Model = cand.model
 		return cand.entry.editor.Edit(ctx, &req)
 	}
-	req := cl.req
-	req.Model = cand.model
-	return cand.entry.provider.Generate(ctx, &req)
+	// The request lives in the call, which is on the heap already, so that
+	// passing its address to the provider costs no allocation. Attempts of
+	// one call never overlap.
+	cl.sent = cl.req
+	if cand.req != nil {
+		cl.sent = *cand.req
+	}
+	cl.sent.Model = cand.model
+	return cand.entry.provider.Generate(ctx, &cl.sent)
 }
 
 // attemptError classifies a failed attempt. A call cut by the Client's
-// per-attempt timeout is a timeout even when the provider reported it as a
-// cancellation; a call cut by the caller's context is canceled.
+// per-attempt timeout is a timeout, even when the provider reported it as a
+// cancellation. A call cut by the caller's context is canceled.
 func attemptError(ctx context.Context, err error, name, model string, timedOut bool) *Error {
 	e := asError(err, name, model)
 	switch {
@@ -622,7 +684,7 @@ func attemptError(ctx context.Context, err error, name, model string, timedOut b
 	return e
 }
 
-// checkResponse rejects a successful answer that holds no usable image.
+// checkResponse rejects a successful response that contains no usable image.
 func checkResponse(resp *provider.Response, n int, name, model string) error {
 	if resp == nil || len(resp.Images) == 0 {
 		return &Error{Provider: name, Model: model, Class: ClassServer, Message: "the provider returned no image"}
@@ -657,11 +719,27 @@ func (c *Client) newResult(cl *call, cand *candidate, resp *provider.Response) *
 		res.Quality = cl.req.Quality
 	}
 	req := cl.req
+	if cand.req != nil {
+		req = *cand.req
+	}
 	req.Model = cand.model
 	res.Cost = c.catalog.ResponseCost(&req, resp)
+	res.Warnings = append(res.Warnings, cand.warnings...)
 	res.Warnings = append(res.Warnings, resp.Warnings...)
 	res.Choice = cl.choice
 	return res
+}
+
+// maxLoggedPrompt is the number of characters of a prompt that Debug logs show.
+const maxLoggedPrompt = 80
+
+// truncatePrompt shortens a prompt for a log line.
+func truncatePrompt(p string) string {
+	if utf8.RuneCountInString(p) <= maxLoggedPrompt {
+		return p
+	}
+	runes := []rune(p)
+	return string(runes[:maxLoggedPrompt]) + "…"
 }
 
 // classOf returns the class of the last failure in err, ClassUnknown for nil.

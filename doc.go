@@ -1,6 +1,6 @@
 // Package imagegen is a client for AI image generation services that keeps
 // each service inside its rate limits, retries only what can succeed, falls
-// back across providers and models, and knows what every image cost.
+// back across providers and models, and reports what every image cost.
 //
 // A [Client] wraps one or more providers (see package provider and its
 // subpackages) and exposes [Client.Generate] and [Client.Edit]:
@@ -30,6 +30,57 @@
 // to the next provider at once; invalid requests and content rejections stop
 // the call, because they would fail everywhere. A client-wide retry budget
 // keeps an outage from multiplying traffic. See [RetryPolicy].
+//
+// # Rate limiting
+//
+// Each attempt waits for the provider's [Limiter] first. The default
+// [LocalLimiter] paces requests and images per minute with token buckets
+// (golang.org/x/time/rate) configured by [WithLimits], for example from
+// [OpenAITier], and caps requests in flight. A 429 or a spent quota reported
+// in rate-limit headers pauses that provider for every caller until the
+// reset, and repeated 429s lower the rate until it recovers. When a wait
+// would pass the context's deadline, the wait fails at once with a rate
+// limited error. Package limiter/redislimit shares one quota between
+// processes.
+//
+// # Fallback
+//
+// Providers are tried in the order given to [WithProvider], or by estimated
+// cost, observed latency or weight (see [WithStrategy]); [WithModels] gives a
+// provider a chain of models. A model that does not accept a size, quality
+// or format gets the nearest value it accepts, and the change is listed in
+// [Result.Warnings]. Each provider has a circuit breaker (see
+// [BreakerSettings]): after repeated failures no request reaches it until a
+// cooldown ends and a probe succeeds. See [FallbackPolicy] for which failures
+// move a call on.
+//
+// # Caching
+//
+// With [WithCache], the images of successful calls are stored under a key
+// derived from every parameter that changes the output ([CacheKey]) and
+// identical later calls are answered from the cache: [MemoryCache],
+// [DiskCache] or package cache/rediscache. [WithDeduplication] makes
+// identical calls in flight share one upstream call. Both are off by
+// default, because many callers want a fresh image for the same prompt.
+//
+// # Cost
+//
+// A [Catalog] holds each model's sizes, qualities, formats, limits, prices
+// and retirement date as data; [DefaultCatalog] has OpenAI's models as of
+// December 2026 and [WithCatalog] replaces it. Requests are validated against
+// it before any network call. [Result.Cost] comes from the usage the service
+// reports, else from the catalog's estimate, and is marked unknown when a
+// price is not published. [GenerateOptions.Preset], AspectRatio and
+// MaxCostPerImage pick size and quality; [WithBudget] caps spending per
+// window, reserving each call's estimate before it is sent.
+//
+// # Observability
+//
+// [Hooks] observe attempts, retries, fallbacks, rate-limit waits, breaker
+// changes and cache use; [Client.Stats] returns per-provider and per-model
+// success rates, latency percentiles, 429s and cost; [WithLogger] logs
+// retries, fallbacks, breaker changes and swallowed errors with slog. Package
+// metrics/prometheus exports the same figures to Prometheus.
 //
 // # Errors
 //

@@ -73,8 +73,8 @@ func WithWeight(w float64) ProviderOption {
 	}
 }
 
-// stepAfter applies the fallback policy to a failure whose retry policy
-// says stop.
+// stepAfter applies the fallback policy to a failure for which the retry
+// policy returned stepStop.
 func (p FallbackPolicy) stepAfter(e *Error, s step) step {
 	if s != stepStop {
 		return s
@@ -126,10 +126,10 @@ type randSource struct {
 	rnd   *rand.Rand
 }
 
-// admit asks the candidate's breaker whether an attempt may be sent. It
+// admit checks with the candidate's breaker whether an attempt may be sent. It
 // reports state changes to hooks and the log, outside the breaker's lock.
-func (c *Client) admit(ctx context.Context, cand *candidate) (breakerTicket, *Error) {
-	ticket, change, err := cand.entry.breaker.allow(time.Now())
+func (c *Client) admit(ctx context.Context, cand *candidate, now time.Time) (breakerTicket, *Error) {
+	ticket, change, err := cand.entry.breaker.allow(now)
 	if change != nil {
 		c.reportBreaker(ctx, change)
 	}
@@ -146,13 +146,13 @@ func (c *Client) admit(ctx context.Context, cand *candidate) (breakerTicket, *Er
 }
 
 // recordBreaker reports an attempt's outcome to the candidate's breaker.
-func (c *Client) recordBreaker(ctx context.Context, cand *candidate, ticket breakerTicket, e *Error) {
+func (c *Client) recordBreaker(ctx context.Context, cand *candidate, ticket breakerTicket, e *Error, now time.Time) {
 	var err error
 	class := ClassUnknown
 	if e != nil {
 		err, class = e, e.Class
 	}
-	if change := cand.entry.breaker.record(ticket, err, class, time.Now()); change != nil {
+	if change := cand.entry.breaker.record(ticket, err, class, now); change != nil {
 		c.reportBreaker(ctx, change)
 	}
 }

@@ -213,3 +213,49 @@ func TestOrderStrategies(t *testing.T) {
 	_, err = imagegen.New(imagegen.WithProvider(a), imagegen.WithStrategy(imagegen.Strategy(42)))
 	assert.ErrorContains(t, err, "unknown strategy")
 }
+
+func TestFallbackTranslatesRequestForOlderModel(t *testing.T) {
+	primary := imagegentest.NewFakeProvider("primary")
+	primary.Enqueue(imagegentest.FakeResult{Err: imagegentest.FakeError(http.StatusServiceUnavailable, "server_error", "", "overloaded", nil)})
+	c, err := imagegen.New(
+		imagegen.WithProvider(primary, imagegen.WithModels("gpt-image-2", "gpt-image-1")),
+		imagegen.WithFallback(imagegen.FallbackPolicy{}),
+		imagegen.WithRetry(imagegen.RetryPolicy{MaxAttempts: 1}),
+		imagegen.WithRetiredModels())
+	require.NoError(t, err)
+
+	// A wide free-form size and the xhigh quality exist on gpt-image-2 only.
+	res, err := c.Generate(t.Context(), "x", imagegen.GenerateOptions{Size: "2048x1152", Quality: "xhigh"})
+
+	require.NoError(t, err)
+	assert.Equal(t, "gpt-image-1", res.Model)
+	reqs := primary.Requests()
+	require.Len(t, reqs, 2)
+	assert.Equal(t, "2048x1152", reqs[0].Size)
+	assert.Equal(t, "1536x1024", reqs[1].Size, "nearest listed size by aspect ratio")
+	assert.Equal(t, "high", reqs[1].Quality)
+	assert.Contains(t, res.Warnings, `size "2048x1152" changed to "1536x1024" for gpt-image-1`)
+	assert.Contains(t, res.Warnings, `quality "xhigh" changed to "high" for gpt-image-1`)
+}
+
+func TestFallbackSkipsModelThatCannotServe(t *testing.T) {
+	fake := imagegentest.NewFakeProvider("fake")
+	c, err := imagegen.New(imagegen.WithProvider(fake, imagegen.WithModels("dall-e-3")), imagegen.WithRetiredModels())
+	require.NoError(t, err)
+
+	_, err = c.Generate(t.Context(), "x", imagegen.GenerateOptions{Model: "gpt-image-2", Background: "transparent"})
+	assert.ErrorContains(t, err, "no configured provider serves this model")
+
+	c, err = imagegen.New(imagegen.WithProvider(fake, imagegen.WithModels("gpt-image-2", "dall-e-3")), imagegen.WithRetiredModels())
+	require.NoError(t, err)
+	fake.Enqueue(imagegentest.FakeResult{Err: imagegentest.FakeError(http.StatusServiceUnavailable, "server_error", "", "down", nil)},
+		imagegentest.FakeResult{Err: imagegentest.FakeError(http.StatusServiceUnavailable, "server_error", "", "down", nil)},
+		imagegentest.FakeResult{Err: imagegentest.FakeError(http.StatusServiceUnavailable, "server_error", "", "down", nil)})
+
+	_, err = c.Generate(t.Context(), "x", imagegen.GenerateOptions{Background: "transparent", OutputFormat: "png"})
+
+	require.Error(t, err)
+	for _, r := range fake.Requests() {
+		assert.Equal(t, "gpt-image-2", r.Model, "dall-e-3 cannot make a transparent background and is never called")
+	}
+}

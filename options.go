@@ -29,6 +29,10 @@ type config struct {
 	strategy     Strategy
 	breaker      BreakerSettings
 	limiter      Limiter
+	cache        Cache
+	cacheOpts    CacheOptions
+	dedup        bool
+	dedupTimeout time.Duration
 }
 
 type providerConfig struct {
@@ -65,7 +69,7 @@ func WithProvider(p provider.Provider, opts ...ProviderOption) Option {
 // as the newest model and then an older one. For Azure OpenAI these are
 // deployment names. A call that names a model uses this provider only when
 // the chain contains that model. Without WithModels, the provider serves the
-// model each call asks for, or the Client's default model.
+// model each call requests, or the Client's default model.
 func WithModels(models ...string) ProviderOption {
 	return func(pc *providerConfig) error {
 		if len(models) == 0 {
@@ -165,7 +169,7 @@ func WithRetiredModels() Option {
 const DefaultModel = "gpt-image-2"
 
 // GenerateOptions are the parameters of one Generate call. The zero value
-// asks for one image from the default model with the service's defaults.
+// requests one image from the default model with the service's defaults.
 // String fields left empty are not sent.
 type GenerateOptions struct {
 	// Model overrides the default model, such as "gpt-image-2.6-sunburst".
@@ -206,14 +210,24 @@ type GenerateOptions struct {
 	Extra map[string]any
 
 	// Preset, AspectRatio and MaxCostPerImage let the Client pick Size and
-	// Quality from the model's catalog entry (see Catalog.Select) when
-	// neither is set: Preset names a use case ("preview", "web", "print"),
-	// AspectRatio is "W:H" such as "16:9", and MaxCostPerImage is a cap in
-	// US dollars on one image's estimated cost. Result.Choice says what was
-	// picked and why.
+	// Quality from the model's catalog entry (see Catalog.Select), when
+	// neither is set. Preset names a use case ("preview", "web", "print").
+	// AspectRatio is "W:H", such as "16:9". MaxCostPerImage caps one image's
+	// estimated cost in US dollars. Result.Choice reports the pick and why.
 	Preset          Preset
 	AspectRatio     string
 	MaxCostPerImage float64
+
+	// Cache is the call's cache policy (see WithCache). CacheUse, the
+	// default, reads and stores. CacheBypass, CacheRefresh and CacheReadOnly
+	// skip the read, the store or both.
+	Cache CachePolicy
+
+	// CacheTTL overrides CacheOptions.TTL for the images this call stores.
+	CacheTTL time.Duration
+
+	// CacheNamespace overrides CacheOptions.Namespace for this call.
+	CacheNamespace string
 }
 
 // selects reports whether the options ask the catalog to pick size and quality.
@@ -263,9 +277,9 @@ type EditOptions struct {
 // Delays grow exponentially: the n-th retry waits InitialDelay ×
 // Multiplier^(n-1), capped at MaxDelay, randomized by ±Jitter of itself. With
 // the defaults the waits are about 1 s, 2 s, 4 s (each ±50 %). A wait the
-// service asks for (Retry-After and similar headers) replaces the computed
-// delay; a requested wait longer than MaxWait is not slept: the Client moves
-// to the next provider at once.
+// service requests (Retry-After and similar headers) replaces the computed
+// delay. A requested wait longer than MaxWait is not slept, and the Client
+// moves to the next provider at once.
 type RetryPolicy struct {
 	// MaxAttempts is the number of attempts on one provider and model,
 	// including the first. Default 3; 1 disables retries.
@@ -305,7 +319,7 @@ type RetryPolicy struct {
 	MaxElapsed time.Duration
 
 	// OutcomeUnknown decides what happens after an attempt whose request was
-	// sent but got no answer (ClassOutcomeUnknown and ClassTimeout): the
+	// sent but got no response (ClassOutcomeUnknown and ClassTimeout): the
 	// service may have generated and billed the image, so a retry may be
 	// billed twice. Default RetryUnknownOutcome.
 	OutcomeUnknown OutcomePolicy
@@ -318,7 +332,8 @@ type RetryPolicy struct {
 	RetryBudget float64
 }
 
-// OutcomePolicy is what the Client does after an attempt whose outcome is unknown.
+// OutcomePolicy is the Client's action after an attempt whose outcome is
+// unknown.
 type OutcomePolicy int
 
 const (

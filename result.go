@@ -18,14 +18,14 @@ type Result struct {
 	Model    string
 
 	// Size and Quality are what the service reported it produced, or what
-	// was requested when it did not say.
+	// was requested when it reported neither.
 	Size    string
 	Quality string
 
 	// Usage is the token usage the service reported, or nil.
 	Usage *provider.Usage
 
-	// Cost is what the call cost, from Usage when reported, otherwise an
+	// Cost is the call's cost, from Usage when reported, otherwise an
 	// estimate from the model catalog, or unknown.
 	Cost Cost
 
@@ -52,7 +52,7 @@ type Result struct {
 	Choice *Choice
 
 	// Warnings lists every change the Client made to the request for the
-	// provider or model that answered, such as a dropped parameter or a
+	// provider or model that served the call, such as a dropped parameter or a
 	// translated size, and every fallback taken.
 	Warnings []string
 }

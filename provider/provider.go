@@ -34,7 +34,7 @@ type Provider interface {
 
 	// Generate creates req.N images from req.Prompt. A nil error means the
 	// Response holds exactly the images the service returned, decoded to
-	// bytes; a 2xx answer without a usable image must be an error.
+	// bytes. A 2xx response without a usable image must be an error.
 	Generate(ctx context.Context, req *Request) (*Response, error)
 }
 
@@ -56,7 +56,7 @@ type RetirementEnforcer interface {
 
 // Request is one image generation request. String fields left empty are not
 // sent, so the service applies its own default. The Client fills Model and
-// validates the fields before a Provider sees them.
+// validates the fields before it calls a Provider.
 type Request struct {
 	// Prompt is the text description of the image. Required.
 	Prompt string
@@ -165,8 +165,8 @@ type Response struct {
 	// Usage is the token usage, or nil when the service did not report it.
 	Usage *Usage
 
-	// Model is the model that answered, when the service said so; otherwise
-	// the requested model.
+	// Model is the model that generated the images, as the service reported
+	// it, or else the requested model.
 	Model string
 
 	// RequestID is the service's identifier of the call, such as OpenAI's

@@ -22,7 +22,7 @@ import (
 )
 
 // setup starts a test server and a Client with one OpenAI provider on it,
-// with retries off unless policy says otherwise.
+// with retries off unless policy sets MaxAttempts.
 func setup(t *testing.T, policy imagegen.RetryPolicy, serverOpts ...imagegentest.Option) (*imagegen.Client, *imagegentest.Server) {
 	t.Helper()
 	srv := imagegentest.NewServer(serverOpts...)
