@@ -13,6 +13,7 @@ import (
 	"testing"
 	"testing/synctest"
 	"time"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -568,6 +569,101 @@ func TestObserveFallbackToOpenBreaker(t *testing.T) {
 	})
 }
 
+// observeCache is a map-backed imagegen.Cache whose Get and Set fail with
+// getErr and setErr when those are set. It starts no goroutine, so it works
+// inside synctest bubbles.
+type observeCache struct {
+	mu             sync.Mutex
+	entries        map[string][]byte
+	getErr, setErr error
+}
+
+func (oc *observeCache) Get(_ context.Context, key string) ([]byte, error) {
+	oc.mu.Lock()
+	defer oc.mu.Unlock()
+	if oc.getErr != nil {
+		return nil, oc.getErr
+	}
+	v, ok := oc.entries[key]
+	if !ok {
+		return nil, imagegen.ErrCacheMiss
+	}
+	return v, nil
+}
+
+func (oc *observeCache) Set(_ context.Context, key string, value []byte, _ time.Duration) error {
+	oc.mu.Lock()
+	defer oc.mu.Unlock()
+	if oc.setErr != nil {
+		return oc.setErr
+	}
+	if oc.entries == nil {
+		oc.entries = make(map[string][]byte)
+	}
+	oc.entries[key] = value
+	return nil
+}
+
+func (oc *observeCache) fail(getErr, setErr error) {
+	oc.mu.Lock()
+	defer oc.mu.Unlock()
+	oc.getErr, oc.setErr = getErr, setErr
+}
+
+func TestObserveCacheHitMissAndError(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cache := &observeCache{}
+		a := imagegentest.NewFakeProvider("a", imagegentest.WithFakeDelay(3*time.Second))
+		c, events := newObservedClient(t, imagegen.WithProvider(a), imagegen.WithCache(cache, imagegen.CacheOptions{}))
+		generate := func(prompt string) *imagegen.Result {
+			res, err := c.Generate(t.Context(), prompt, imagegen.GenerateOptions{})
+			require.NoError(t, err)
+			return res
+		}
+
+		first := generate("a lighthouse")
+		assert.Equal(t, []string{
+			"cache miss",
+			"start a/gpt-image-1 #1",
+			"end a/gpt-image-1 #1 ok 3s",
+			"done a/gpt-image-1 ok 3s",
+		}, events.take())
+
+		cached := generate("a lighthouse")
+		assert.True(t, cached.Cached)
+		assert.Equal(t, []string{
+			"cache hit",
+			"done / ok 0s",
+		}, events.take(), "a cache hit uses no provider")
+
+		cache.fail(errors.New("cache backend unreachable"), errors.New("cache backend unreachable"))
+		third := generate("a lighthouse")
+		assert.False(t, third.Cached)
+		assert.Equal(t, []string{
+			"cache error",
+			"start a/gpt-image-1 #1",
+			"end a/gpt-image-1 #1 ok 3s",
+			"cache error",
+			"done a/gpt-image-1 ok 3s",
+		}, events.take(), "a failing cache reports the read and the write, and the call goes on")
+		assert.Equal(t, 2, a.Calls())
+
+		s := c.Stats()
+		assert.Equal(t, imagegen.CacheStats{Hits: 1, Misses: 1, Errors: 2}, s.Cache)
+		cost := knownCost(t, first.Cost) + knownCost(t, third.Cost)
+		assertPair(t, s, imagegen.ProviderStats{
+			Provider: "a", Model: observeModel, Calls: 2, Successes: 2,
+			AttemptStats: imagegen.AttemptStats{Attempts: 2, Images: 2, CostUSD: cost},
+			Latency:      latencies(3*time.Second, 2),
+		})
+		assertTotals(t, s, imagegen.TotalStats{
+			Calls: 3, Successes: 3, CachedCalls: 1,
+			Latency:      imagegen.LatencyStats{Count: 3, Mean: 2 * time.Second, Max: 3 * time.Second},
+			AttemptStats: imagegen.AttemptStats{Attempts: 2, Images: 2, CostUSD: cost},
+		})
+	})
+}
+
 func TestObservePanickingHook(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var logs bytes.Buffer
@@ -665,7 +761,10 @@ func assertNoSecret(t *testing.T, key, text, where string) {
 
 func TestObserveNoKeyInLogsOrErrors(t *testing.T) {
 	const apiKey = "sk-proj-SECRETk3y0123456789abcdefGHIJKL"
-	const prompt = "prompt-marker: a lighthouse at dawn"
+	// The prompt is longer than the 80 characters that Debug logs keep, so
+	// prompt-tail must never reach a log.
+	const prompt = "prompt-head: a lighthouse at dawn on a rocky coast, gulls circling, long exposure, " +
+		"soft pastel light, prompt-tail"
 	echo := func(status int, code, message string) imagegentest.HandlerFunc {
 		return func(r *imagegentest.RecordedRequest) *imagegentest.Response {
 			auth := r.Header.Get("Authorization")
@@ -764,16 +863,24 @@ func TestObserveNoKeyInLogsOrErrors(t *testing.T) {
 			for line := range strings.Lines(logs.String()) {
 				assertNoSecret(t, apiKey, line, "log line")
 			}
-			// The Client logs no prompt today. Debug records may contain a
-			// truncated prompt, records above Debug never.
+			// Debug records may contain the prompt, truncated. Records
+			// above Debug never contain it.
+			promptLogged := false
 			for _, r := range records {
-				if r["level"] == "DEBUG" {
-					continue
-				}
 				line, err := json.Marshal(r)
 				require.NoError(t, err)
-				assert.NotContains(t, string(line), "prompt-marker", "the prompt appears in a log record above Debug")
+				assert.NotContains(t, string(line), "prompt-tail", "a log record contains the prompt untruncated")
+				if r["level"] == "DEBUG" {
+					if p, ok := r["prompt"].(string); ok {
+						promptLogged = true
+						assert.True(t, strings.HasPrefix(p, "prompt-head"), "logged prompt %q", p)
+						assert.LessOrEqual(t, utf8.RuneCountInString(p), 81, "logged prompt %q", p)
+					}
+					continue
+				}
+				assert.NotContains(t, string(line), "prompt-head", "a log record above Debug contains the prompt")
 			}
+			assert.True(t, promptLogged, "the Debug log names the prompt of the call")
 		})
 	}
 }
