@@ -9,7 +9,6 @@ import (
 	"github.com/imagegen-go/imagegen"
 	"github.com/imagegen-go/imagegen/imagegentest"
 	imagegenprom "github.com/imagegen-go/imagegen/metrics/prometheus"
-	"github.com/imagegen-go/imagegen/provider"
 )
 
 // noopHooks returns Hooks whose every field is a function that does nothing,
@@ -32,21 +31,12 @@ func noopHooks() imagegen.Hooks {
 // BenchmarkObserveOverhead measures one successful Generate through a
 // Client with a fake provider: without statistics or hooks, with the
 // statistics the Client always keeps, with one no-op Hooks and with the
-// Prometheus hooks. "direct" calls the provider without a Client. The
-// difference between stats_off and no_hooks is the cost of the statistics,
-// and the difference between no_hooks and the others the cost of the hooks.
+// Prometheus hooks. BenchmarkClientOverhead/direct calls the same provider
+// without a Client. The difference between stats_off and no_hooks is the
+// cost of the statistics, and the difference between no_hooks and the
+// others the cost of the hooks.
 func BenchmarkObserveOverhead(b *testing.B) {
 	fake := imagegentest.NewFakeProvider("fake", imagegentest.WithTinyImages(), imagegentest.WithoutRecording())
-
-	b.Run("direct", func(b *testing.B) {
-		req := &provider.Request{Prompt: "a lighthouse at dawn", Model: imagegen.DefaultModel, N: 1}
-		b.ReportAllocs()
-		for b.Loop() {
-			if _, err := fake.Generate(b.Context(), req); err != nil {
-				b.Fatal(err)
-			}
-		}
-	})
 
 	newClient := func(b *testing.B, opts ...imagegen.Option) *imagegen.Client {
 		c, err := imagegen.New(append([]imagegen.Option{imagegen.WithProvider(fake)}, opts...)...)
