@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/imagegen-go/imagegen"
+	"github.com/imagegen-go/imagegen/internal/httpx"
 	"github.com/imagegen-go/imagegen/provider"
 )
 
@@ -86,7 +87,7 @@ func (p *Provider) decodeResponse(ctx context.Context, raw *http.Response, model
 		return nil, fail(imagegen.ClassServer, "the gateway returned "+mediaType+" instead of JSON; check BaseURL", nil)
 	}
 
-	body, err := readLimited(raw.Body, p.bodyLimit(n))
+	body, err := httpx.ReadLimited(raw.Body, p.bodyLimit(n), raw.ContentLength)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, imagegen.NewTransportError(p.name, model, fmt.Errorf("%w: %w", ctx.Err(), err), true)

@@ -6,17 +6,15 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"io"
-	"mime"
 	"net/http"
-	"net/url"
 	"strings"
 
+	"github.com/imagegen-go/imagegen/internal/httpx"
 	"github.com/imagegen-go/imagegen/provider"
 )
 
 // errTooLarge marks a body or image over its size limit.
-var errTooLarge = errors.New("over the size limit")
+var errTooLarge = httpx.ErrTooLarge
 
 // fetchImage returns the image that ref points to: a data URL is decoded,
 // an http or https URL is downloaded, and any other scheme is rejected.
@@ -72,36 +70,10 @@ func (p *Provider) decodeDataURL(ref string) (provider.Image, error) {
 // download fetches an image URL with the provider's HTTP client, without
 // the API key or extra headers, within DownloadTimeout and MaxImageBytes.
 func (p *Provider) download(ctx context.Context, ref string) (provider.Image, error) {
-	u, err := url.Parse(ref)
-	if err != nil || u.Host == "" {
-		return provider.Image{}, fmt.Errorf("invalid image URL %q", ref)
-	}
-
-	ctx, cancel := context.WithTimeout(ctx, p.downloadTimeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	data, declared, err := httpx.Download(ctx, p.httpClient, ref, p.maxImageBytes, p.downloadTimeout)
 	if err != nil {
-		return provider.Image{}, fmt.Errorf("invalid image URL: %w", err)
+		return provider.Image{}, fmt.Errorf("%w (MaxImageBytes %d)", err, p.maxImageBytes)
 	}
-	req.Header.Set("Accept", "image/*")
-	resp, err := p.httpClient.Do(req)
-	if err != nil {
-		return provider.Image{}, fmt.Errorf("downloading the image failed: %w", err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return provider.Image{}, fmt.Errorf("downloading the image from %s failed with status %d", u.Host, resp.StatusCode)
-	}
-	if resp.ContentLength > p.maxImageBytes {
-		return provider.Image{}, fmt.Errorf("downloaded image of %d bytes (Content-Length) is %w of %d bytes (MaxImageBytes)",
-			resp.ContentLength, errTooLarge, p.maxImageBytes)
-	}
-
-	data, err := readLimited(resp.Body, p.maxImageBytes)
-	if err != nil {
-		return provider.Image{}, fmt.Errorf("downloading the image from %s failed: %w (MaxImageBytes)", u.Host, err)
-	}
-	declared, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
 	return newImage(data, declared)
 }
 
@@ -125,18 +97,4 @@ func newImage(data []byte, declared string) (provider.Image, error) {
 		return provider.Image{}, fmt.Errorf("the data is %s, not an image", mediaType)
 	}
 	return provider.Image{Data: data, MediaType: mediaType}, nil
-}
-
-// readLimited reads r to the end, or fails with errTooLarge once it has
-// read more than limit bytes.
-func readLimited(r io.Reader, limit int64) ([]byte, error) {
-	var buf bytes.Buffer
-	n, err := buf.ReadFrom(io.LimitReader(r, limit+1))
-	if err != nil {
-		return nil, err
-	}
-	if n > limit {
-		return nil, fmt.Errorf("body %w of %d bytes", errTooLarge, limit)
-	}
-	return buf.Bytes(), nil
 }

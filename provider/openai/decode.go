@@ -7,13 +7,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"mime"
 	"net/http"
-	"net/url"
-	"strconv"
 
 	"github.com/imagegen-go/imagegen"
+	"github.com/imagegen-go/imagegen/internal/httpx"
 	"github.com/imagegen-go/imagegen/provider"
 )
 
@@ -92,12 +90,12 @@ func (p *Provider) decodeResponse(ctx context.Context, raw *http.Response, model
 		return nil, fail("the service answered "+mediaType+" instead of JSON; a proxy may stand in front of it", nil)
 	}
 
-	body, err := readBody(raw, p.bodyLimit())
+	body, err := httpx.ReadLimited(raw.Body, p.bodyLimit(), raw.ContentLength)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, imagegen.NewTransportError(p.name, model, fmt.Errorf("%w: %w", ctx.Err(), err), true)
 		}
-		if errors.Is(err, errBodyTooLarge) {
+		if errors.Is(err, httpx.ErrTooLarge) {
 			return nil, fail(err.Error(), err)
 		}
 		return nil, imagegen.NewTransportError(p.name, model, err, true)
@@ -161,62 +159,9 @@ func (p *Provider) bodyLimit() int64 {
 	return 10*(p.maxImageBytes/3*4+4) + 1<<20
 }
 
-var errBodyTooLarge = errors.New("the response body is over the size limit")
-
-// readBody reads the whole body into one buffer sized from Content-Length,
-// so that a large answer is not copied while the buffer grows.
-func readBody(raw *http.Response, limit int64) ([]byte, error) {
-	size := raw.ContentLength
-	if size > limit {
-		return nil, fmt.Errorf("%w: Content-Length %d, limit %d", errBodyTooLarge, size, limit)
-	}
-	if size < 0 {
-		size = 64 << 10
-	}
-	buf := bytes.NewBuffer(make([]byte, 0, size+bytes.MinRead))
-	n, err := buf.ReadFrom(io.LimitReader(raw.Body, limit+1))
-	if err != nil {
-		return nil, err
-	}
-	if n > limit {
-		return nil, fmt.Errorf("%w: limit %d", errBodyTooLarge, limit)
-	}
-	return buf.Bytes(), nil
-}
-
 // download fetches an image that the service returned as a URL, with the
 // provider's HTTP client, a size cap and a timeout.
 func (p *Provider) download(ctx context.Context, rawURL string) ([]byte, error) {
-	u, err := url.Parse(rawURL)
-	if err != nil || (u.Scheme != "https" && u.Scheme != "http") {
-		return nil, fmt.Errorf("image URL with scheme %q is not downloadable: only http and https are", schemeOf(u))
-	}
-
-	ctx, cancel := context.WithTimeout(ctx, p.downloadTimeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := p.httpClient.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("downloading the image failed: %w", err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, errors.New("downloading the image failed with status " + strconv.Itoa(resp.StatusCode))
-	}
-
-	data, err := readBody(resp, p.maxImageBytes)
-	if err != nil {
-		return nil, fmt.Errorf("downloading the image failed: %w", err)
-	}
-	return data, nil
-}
-
-func schemeOf(u *url.URL) string {
-	if u == nil {
-		return ""
-	}
-	return u.Scheme
+	data, _, err := httpx.Download(ctx, p.httpClient, rawURL, p.maxImageBytes, p.downloadTimeout)
+	return data, err
 }
