@@ -173,19 +173,24 @@ func configureLimits(local *LocalLimiter, isLocal bool, name string, pc *provide
 	return nil
 }
 
-// Generate creates images from prompt. It returns a *ValidationError before
-// any network call when an option is invalid, and an *AttemptsError when
-// every attempt failed.
+// Generate creates images from prompt.
+//
+// Before any network call it returns a *ValidationError for an invalid
+// option, a *RetiredError for a model that every provider has shut down, or
+// an error matching ErrBudgetExceeded when the call does not fit the budget.
+// When every attempt failed it returns an *AttemptsError. A request split
+// into several calls (see Catalog.MaxImagesPerCall) whose calls partly
+// failed returns the images that succeeded together with a *PartialError.
 func (c *Client) Generate(ctx context.Context, prompt string, opts GenerateOptions) (*Result, error) {
 	if c == nil || len(c.providers) == 0 {
 		return nil, ErrNoClient
 	}
 	cl := &call{explicitModel: opts.Model != ""}
 	if err := c.prepare(cl, prompt, &opts); err != nil {
-		return nil, err
+		return nil, c.reject(ctx, err)
 	}
 	if err := c.catalog.Validate(&cl.req); err != nil {
-		return nil, err
+		return nil, c.reject(ctx, err)
 	}
 	return c.run(ctx, cl)
 }
@@ -198,25 +203,39 @@ func (c *Client) Edit(ctx context.Context, prompt string, images []provider.File
 	}
 	cl := &call{explicitModel: opts.Model != ""}
 	if err := c.prepare(cl, prompt, &opts.GenerateOptions); err != nil {
-		return nil, err
+		return nil, c.reject(ctx, err)
 	}
-	if len(images) == 0 {
-		return nil, &ValidationError{Field: "images", Reason: "an edit needs at least one input image"}
-	}
-	for i, f := range images {
-		if len(f.Data) == 0 {
-			return nil, &ValidationError{Field: fmt.Sprintf("images[%d]", i), Value: f.Name, Reason: "the image has no data"}
-		}
-		if f.MediaType == "" {
-			return nil, &ValidationError{Field: fmt.Sprintf("images[%d]", i), Value: f.Name,
-				Reason: "missing MediaType: set it, for example to \"image/png\"; services reject untyped uploads"}
-		}
+	if err := validateEditImages(images); err != nil {
+		return nil, c.reject(ctx, err)
 	}
 	cl.edit = &provider.EditRequest{Request: cl.req, Images: images, Mask: opts.Mask, InputFidelity: opts.InputFidelity}
 	if err := c.catalog.ValidateEdit(cl.edit); err != nil {
-		return nil, err
+		return nil, c.reject(ctx, err)
 	}
 	return c.run(ctx, cl)
+}
+
+// reject reports a call that failed validation to hooks and statistics,
+// like any other call, and returns err.
+func (c *Client) reject(ctx context.Context, err error) error {
+	c.onDone(ctx, DoneEvent{Err: err, Class: classOf(err)})
+	return err
+}
+
+func validateEditImages(images []provider.File) error {
+	if len(images) == 0 {
+		return &ValidationError{Field: "images", Reason: "an edit needs at least one input image"}
+	}
+	for i, f := range images {
+		if len(f.Data) == 0 {
+			return &ValidationError{Field: fmt.Sprintf("images[%d]", i), Value: f.Name, Reason: "the image has no data"}
+		}
+		if f.MediaType == "" {
+			return &ValidationError{Field: fmt.Sprintf("images[%d]", i), Value: f.Name,
+				Reason: "missing MediaType: set it, for example to \"image/png\"; services reject untyped uploads"}
+		}
+	}
+	return nil
 }
 
 // prepare builds the call's request from the options, letting the catalog

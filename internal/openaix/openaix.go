@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptrace"
 	"net/url"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -67,4 +68,24 @@ func ConvertError(ctx context.Context, providerName, model string, err error, se
 		err = fmt.Errorf("%w: %w", ctxErr, err)
 	}
 	return imagegen.NewTransportError(providerName, model, err, sent)
+}
+
+// RedactSecrets replaces every occurrence of each secret in the service's
+// fields of err (message, type, code, param) with "[REDACTED]", for keys
+// whose shape imagegen.Redact does not recognize, such as Azure's hex keys.
+// Secrets shorter than 8 bytes are ignored, so that common words survive.
+func RedactSecrets(err error, secrets ...string) error {
+	var e *imagegen.Error
+	if !errors.As(err, &e) {
+		return err
+	}
+	for _, secret := range secrets {
+		if len(secret) < 8 {
+			continue
+		}
+		for _, field := range []*string{&e.Message, &e.Type, &e.Code, &e.Param} {
+			*field = strings.ReplaceAll(*field, secret, "[REDACTED]")
+		}
+	}
+	return err
 }

@@ -120,6 +120,7 @@ func New(opts Options) (*openai.Provider, error) {
 		MaxImageBytes:   opts.MaxImageBytes,
 		DownloadTimeout: opts.DownloadTimeout,
 		RequestOptions:  azureOpts,
+		Secrets:         []string{opts.APIKey},
 	})
 }
 

@@ -317,3 +317,21 @@ func TestNewValidatesOptions(t *testing.T) {
 		assert.NoError(t, err, endpoint)
 	}
 }
+
+func TestHexKeyNeverInErrors(t *testing.T) {
+	const key = "0123456789abcdef0123456789abcdef"
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusUnauthorized)
+		_, _ = w.Write([]byte(`{"error":{"code":"401","message":"Access denied for key ` + r.Header.Get("Api-Key") + `"}}`))
+	}))
+	defer srv.Close()
+	p, err := New(Options{Endpoint: srv.URL, APIVersion: "2025-04-01-preview", APIKey: key, Deployment: "img", AllowHTTP: true})
+	require.NoError(t, err)
+
+	_, err = p.Generate(t.Context(), &provider.Request{Prompt: "x"})
+
+	require.Error(t, err)
+	assert.NotContains(t, err.Error(), key)
+	assert.Contains(t, err.Error(), "[REDACTED]")
+}

@@ -135,6 +135,7 @@ type Provider struct {
 	maxImageBytes   int64
 	downloadTimeout time.Duration
 	completions     openai.ChatCompletionService
+	apiKey          string // removed from error messages
 }
 
 var _ provider.Provider = (*Provider)(nil)
@@ -143,6 +144,7 @@ var _ provider.Provider = (*Provider)(nil)
 // field when an option is invalid. It reads no environment variables.
 func New(opts Options) (*Provider, error) {
 	p := &Provider{
+		apiKey:          opts.APIKey,
 		name:            opts.Name,
 		model:           opts.Model,
 		noPromptHints:   opts.NoPromptHints,
@@ -224,7 +226,7 @@ func (p *Provider) Generate(ctx context.Context, req *provider.Request) (*provid
 	_, err := p.completions.New(ctx, params, option.WithResponseBodyInto(&raw))
 	received := time.Now()
 	if err != nil {
-		return nil, openaix.ConvertError(ctx, p.name, model, err, sent.Load(), received)
+		return nil, openaix.RedactSecrets(openaix.ConvertError(ctx, p.name, model, err, sent.Load(), received), p.apiKey)
 	}
 	if raw == nil || raw.Body == nil {
 		return nil, &imagegen.Error{Provider: p.name, Model: model, Class: imagegen.ClassServer,

@@ -78,6 +78,10 @@ type Options struct {
 	// RequestOptions are extra openai-go options applied after the ones
 	// above, for example to reach Azure OpenAI. The SDK's retries stay off.
 	RequestOptions []option.RequestOption
+
+	// Secrets are values, such as a key passed in RequestOptions, that are
+	// removed from error messages like APIKey is.
+	Secrets []string
 }
 
 // Provider calls an OpenAI-compatible Images API. It implements
@@ -86,6 +90,7 @@ type Provider struct {
 	name            string
 	model           string
 	official        bool
+	secrets         []string // removed from error messages
 	httpClient      *http.Client
 	maxImageBytes   int64
 	downloadTimeout time.Duration
@@ -138,6 +143,7 @@ func New(opts Options) (*Provider, error) {
 		return nil, fmt.Errorf("imagegen/openai: invalid BaseURL %q: want an absolute http or https URL such as %q", baseURL, DefaultBaseURL)
 	}
 	p.official = strings.EqualFold(u.Hostname(), "api.openai.com")
+	p.secrets = append([]string{opts.APIKey}, opts.Secrets...)
 	if opts.APIKey == "" && opts.HTTPClient == nil && len(opts.RequestOptions) == 0 {
 		return nil, errors.New("imagegen/openai: missing APIKey: set Options.APIKey, for example from os.Getenv(\"OPENAI_API_KEY\")")
 	}
@@ -226,7 +232,7 @@ func (p *Provider) do(ctx context.Context, model string, call func(context.Conte
 	err := call(ctx, option.WithResponseBodyInto(&raw))
 	received := time.Now()
 	if err != nil {
-		return nil, openaix.ConvertError(ctx, p.name, model, err, sent.Load(), received)
+		return nil, openaix.RedactSecrets(openaix.ConvertError(ctx, p.name, model, err, sent.Load(), received), p.secrets...)
 	}
 	if raw == nil || raw.Body == nil {
 		return nil, &imagegen.Error{Provider: p.name, Model: model, Class: imagegen.ClassServer,
