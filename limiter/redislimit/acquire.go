@@ -23,7 +23,7 @@ const (
 	bucketWaitMin = time.Millisecond
 )
 
-// waitReason says what a round of an acquisition waits for.
+// waitReason is the cause of a wait in one round of an acquisition.
 type waitReason int
 
 const (
@@ -47,7 +47,8 @@ type acquisition struct {
 	released  atomic.Bool
 }
 
-// acquisitionPart is what an acquisition holds in one entry.
+// acquisitionPart is the state of an acquisition in one entry: the lease
+// and the tokens it holds there.
 type acquisitionPart struct {
 	leaseTried    bool // a lease script ran, or may have run, for this entry
 	leased        bool
@@ -76,6 +77,14 @@ func (a *acquisition) run(ctx context.Context) (release func(), err error) {
 		}
 		if reason == waitNone {
 			return a.releaseFunc(), nil
+		}
+		if reason == waitPause {
+			jitter := pauseJitter(wait)
+			if hasDeadline {
+				// Jitter alone never makes a wait miss the deadline.
+				jitter = min(jitter, max(time.Until(deadline)-wait-time.Millisecond, 0))
+			}
+			wait += jitter
 		}
 
 		// A lease may free up at any moment, so only the context's end
@@ -128,7 +137,7 @@ func (a *acquisition) round(ctx context.Context) (time.Duration, waitReason, err
 			return 0, waitNone, err
 		}
 		if pause := time.Duration(res[0]) * time.Millisecond; pause > 0 {
-			return pause + pauseJitter(pause), waitPause, nil
+			return pause, waitPause, nil
 		}
 		if needLease {
 			if res[1] != 1 {
@@ -138,6 +147,9 @@ func (a *acquisition) round(ctx context.Context) (time.Duration, waitReason, err
 		}
 	}
 
+	// NOTE: tokens taken here stay taken if a later bucket makes the caller
+	// wait past its deadline or the caller cancels: redis_rate has no way to
+	// return them.
 	for i, e := range a.entries[:a.n] {
 		p := &a.parts[i]
 		if e.images.Rate > 0 && !p.imagesTaken {

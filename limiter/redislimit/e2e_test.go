@@ -15,7 +15,7 @@ import (
 	"github.com/imagegen-go/imagegen/provider/openai"
 )
 
-// TestTwoClientsShareServerQuota stands in for two processes: two Clients,
+// TestTwoClientsShareServerQuota simulates two processes: two Clients,
 // each with its own Limiter on one Redis, send to one server that enforces a
 // quota. Together they stay within it.
 //

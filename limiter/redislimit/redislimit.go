@@ -103,22 +103,25 @@ type Options struct {
 //
 // # Acquire
 //
-// Acquire repeats one round until the request may go: for each limit entry
-// of the key, it checks the pause and takes an in-flight lease in one Lua
-// script, then takes tokens from the image bucket and the request bucket
-// with redis_rate's AllowN. When a step must wait, Acquire sleeps for the
-// wait that Redis returned and starts the next round. What a round took,
-// leases and tokens, it keeps: a later round does not take them again.
+// Acquire repeats one round until the request may go. For each limit entry
+// of the key, a round checks the pause and takes an in-flight lease in one
+// Lua script. Then it takes tokens from the image bucket and the request
+// bucket of each entry with redis_rate's AllowN. When a step must wait,
+// Acquire sleeps for the wait that Redis returned and starts the next round.
+// What a round took, leases and tokens, it keeps: a later round does not
+// take them again.
 //
 // Images are taken before the request token. A request that has its images
 // may then wait for a request token, and is sent later than its images were
-// counted. redis_rate cannot give tokens back, so a request that gives up at
-// that point, at its deadline or on cancellation, wastes its images. Taking
-// the request token first would hold it for the image wait, which is the
-// longer one for image models. A request for more images than ImageBurst is
-// allowed once the image bucket is full and leaves the bucket in debt by the
-// excess, so the requests after it wait. LocalLimiter instead makes such a
-// request wait for the excess before it goes.
+// counted. redis_rate cannot give tokens back, so a request that gives up
+// after taking some tokens, at its deadline or on cancellation, wastes them.
+// Taking the request token first would hold it for the image wait, which is
+// the longer one for image models.
+//
+// A request for more images than ImageBurst is allowed once the image bucket
+// is full, and leaves the bucket in debt by the excess, so the requests after
+// it wait. LocalLimiter instead makes such a request wait for the excess
+// before it goes.
 //
 // If a wait would reach the context's deadline, Acquire returns at once an
 // *imagegen.Error of class ClassRateLimited with RetryAfter set to the wait,
@@ -135,12 +138,14 @@ type Options struct {
 //
 // Waiters are not served first in, first out, within a process or across
 // processes: each waiter polls Redis, and whichever asks first after tokens
-// accrue gets them. Every waiter makes one round trip per wait, so N waiters
-// on an exhausted bucket cost about N round trips per token.
+// accrue gets them. A waiter makes two or more round trips each time it
+// wakes, so N waiters on an exhausted bucket cost about 2N round trips per
+// token.
 //
 // A waiter that meets a pause sleeps until the pause ends plus a random
-// jitter of up to a quarter of the remaining pause, at most 1 second, so
-// that the waiters of all processes do not all return at the same instant.
+// jitter of up to a quarter of the remaining pause, at most 1 second and
+// never past the context's deadline, so that the waiters of all processes do
+// not all return at the same instant.
 // The buckets refill during a pause, so with bursts above 1 up to a burst of
 // requests may go when the pause ends. LocalLimiter drains its buckets to
 // one token instead.
