@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
-	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -151,28 +150,6 @@ func New(opts ...Option) (*Client, error) {
 	return c, nil
 }
 
-// configureLimits applies a provider's WithLimits and WithModelLimits to
-// the Client's local limiter.
-func configureLimits(local *LocalLimiter, isLocal bool, name string, pc *providerConfig) error {
-	if pc.limits == nil && len(pc.modelLimits) == 0 {
-		return nil
-	}
-	if !isLocal {
-		return fmt.Errorf("imagegen: provider %q: WithLimits and WithModelLimits configure the built-in limiter; set limits on the Limiter given to WithLimiter instead", name)
-	}
-	if pc.limits != nil {
-		if err := local.SetLimits(LimitKey{Provider: name}, *pc.limits); err != nil {
-			return fmt.Errorf("imagegen: provider %q: %w", name, err)
-		}
-	}
-	for model, lim := range pc.modelLimits {
-		if err := local.SetLimits(LimitKey{Provider: name, Model: model}, lim); err != nil {
-			return fmt.Errorf("imagegen: provider %q, model %q: %w", name, model, err)
-		}
-	}
-	return nil
-}
-
 // Generate creates images from prompt.
 //
 // Before any network call it returns a *ValidationError for an invalid
@@ -220,56 +197,6 @@ func (c *Client) Edit(ctx context.Context, prompt string, images []provider.File
 func (c *Client) reject(ctx context.Context, err error) error {
 	c.onDone(ctx, DoneEvent{Err: err, Class: classOf(err)})
 	return err
-}
-
-func validateEditImages(images []provider.File) error {
-	if len(images) == 0 {
-		return &ValidationError{Field: "images", Reason: "an edit needs at least one input image"}
-	}
-	for i, f := range images {
-		if len(f.Data) == 0 {
-			return &ValidationError{Field: fmt.Sprintf("images[%d]", i), Value: f.Name, Reason: "the image has no data"}
-		}
-		if f.MediaType == "" {
-			return &ValidationError{Field: fmt.Sprintf("images[%d]", i), Value: f.Name,
-				Reason: "missing MediaType: set it, for example to \"image/png\"; services reject untyped uploads"}
-		}
-	}
-	return nil
-}
-
-// prepare builds the call's request from the options, letting the catalog
-// pick size and quality when the options ask for it.
-func (c *Client) prepare(cl *call, prompt string, opts *GenerateOptions) error {
-	model := opts.Model
-	if model == "" {
-		model = c.defaultModel
-	}
-	cl.req = opts.request(prompt, model)
-	cl.cachePolicy, cl.cacheTTL, cl.cacheNamespace = opts.Cache, opts.CacheTTL, opts.CacheNamespace
-	switch {
-	case opts.Cache < CacheUse || opts.Cache > CacheReadOnly:
-		return &ValidationError{Field: "cache", Value: opts.Cache.String(), Reason: "use CacheUse, CacheBypass, CacheRefresh or CacheReadOnly"}
-	case opts.CacheTTL < 0:
-		return &ValidationError{Field: "cache_ttl", Value: opts.CacheTTL.String(), Reason: "must not be negative"}
-	}
-	if !opts.selects() {
-		return nil
-	}
-	if opts.Size != "" || opts.Quality != "" {
-		return &ValidationError{Field: "preset", Value: string(opts.Preset),
-			Reason: "Preset, AspectRatio and MaxCostPerImage pick Size and Quality: leave Size and Quality empty, or drop them"}
-	}
-	if opts.MaxCostPerImage < 0 {
-		return &ValidationError{Field: "max_cost_per_image", Value: fmt.Sprint(opts.MaxCostPerImage), Reason: "must be positive, in US dollars"}
-	}
-	choice, err := c.catalog.Select(model, Selection{Preset: opts.Preset, AspectRatio: opts.AspectRatio, MaxCostPerImage: opts.MaxCostPerImage})
-	if err != nil {
-		return err
-	}
-	cl.req.Size, cl.req.Quality = choice.Size, choice.Quality
-	cl.choice = &choice
-	return nil
 }
 
 // call is the state of one Generate or Edit call.
@@ -423,93 +350,6 @@ func (c *Client) tryCandidates(ctx context.Context, cl *call, cands []candidate)
 		}
 	}
 	return nil, newAttemptsError(ctx, cl)
-}
-
-// failsWholeProvider reports whether a failure rules out the provider's
-// other models for the rest of the call. Account-level failures, an
-// unreachable service and an open breaker do. Failures that may be specific
-// to one model do not: not found, rate limits and overload, which services
-// count per model.
-func failsWholeProvider(e *Error) bool {
-	switch e.Class {
-	case ClassQuotaExceeded, ClassNotEntitled, ClassAuthentication, ClassNetwork:
-		return true
-	}
-	return errors.Is(e, ErrBreakerOpen)
-}
-
-// candidates lists the providers and models that can serve the call, in
-// the order they are tried.
-func (c *Client) candidates(cl *call) []candidate {
-	out := cl.candidateBuf[:0]
-	for _, e := range c.providers {
-		if cl.edit != nil && e.editor == nil {
-			continue
-		}
-		if len(e.models) == 0 {
-			out = append(out, candidate{entry: e, model: cl.req.Model})
-			continue
-		}
-		if cl.explicitModel {
-			for _, m := range e.models {
-				if m == cl.req.Model {
-					out = append(out, candidate{entry: e, model: m})
-				}
-			}
-			continue
-		}
-		for _, m := range e.models {
-			out = append(out, candidate{entry: e, model: m})
-		}
-	}
-	return out
-}
-
-// plan returns the candidates of a call, without those whose model is
-// retired on a provider that enforces retirement. When that leaves none, the
-// error names the shutdown date and the replacement.
-func (c *Client) plan(cl *call) ([]candidate, error) {
-	cands := c.candidates(cl)
-
-	var retiredErr error
-	if !c.allowRetired {
-		var now time.Time
-		kept := cands[:0]
-		for _, cand := range cands {
-			if cand.entry.enforcesRetirement {
-				if now.IsZero() {
-					now = time.Now()
-				}
-				if err := c.catalog.CheckRetired(cand.model, now); err != nil {
-					retiredErr = err
-					continue
-				}
-			}
-			kept = append(kept, cand)
-		}
-		cands = kept
-	}
-
-	cands, skipped := c.adaptCandidates(cl, cands)
-	if len(cands) == 0 {
-		switch {
-		case len(skipped) > 0:
-			return nil, &ValidationError{Field: "model", Value: cl.req.Model,
-				Reason: "no configured provider and model can serve the request: " + strings.Join(skipped, "; ")}
-		case retiredErr != nil:
-			return nil, retiredErr
-		}
-		return nil, c.noCandidateError(cl)
-	}
-	return c.order(cl, cands), nil
-}
-
-func (c *Client) noCandidateError(cl *call) error {
-	if cl.edit != nil {
-		return &ValidationError{Field: "provider", Reason: "no configured provider supports image edits (provider.Editor)"}
-	}
-	return &ValidationError{Field: "model", Value: cl.req.Model,
-		Reason: "no configured provider serves this model: add it to a provider's WithModels or leave the model empty"}
 }
 
 // tryCandidate makes the attempts on one provider and model. It returns a
@@ -767,104 +607,4 @@ func classOf(err error) Class {
 		return ClassUnknown
 	}
 	return classify(err)
-}
-
-// AttemptsError is returned when every attempt of a call failed. Its text
-// explains the last failure; Unwrap returns every attempt's error, the last
-// one first, so errors.As finds the last *Error and errors.Is matches the
-// class of any attempt. When the caller's context ended the call, its error
-// is included too.
-type AttemptsError struct {
-	// Errors holds every attempt's *Error in the order they happened.
-	Errors []*Error
-	// Context is the caller's context error when it ended the call, else nil.
-	Context error
-}
-
-func newAttemptsError(ctx context.Context, cl *call) error {
-	return &AttemptsError{Errors: cl.errs, Context: ctx.Err()}
-}
-
-// Last returns the last attempt's error, or nil when there was none.
-func (e *AttemptsError) Last() *Error {
-	if e == nil || len(e.Errors) == 0 {
-		return nil
-	}
-	return e.Errors[len(e.Errors)-1]
-}
-
-// Error describes the last failure and the number of attempts per provider.
-func (e *AttemptsError) Error() string {
-	if e == nil {
-		return "imagegen: <nil error>"
-	}
-	var b strings.Builder
-	b.WriteString("imagegen: ")
-	if e.Context != nil {
-		b.WriteString("call ended (")
-		b.WriteString(e.Context.Error())
-		b.WriteString(") ")
-	}
-	fmt.Fprintf(&b, "after %d failed attempt", len(e.Errors))
-	if len(e.Errors) != 1 {
-		b.WriteByte('s')
-	}
-
-	var order []string
-	counts := map[string]int{}
-	for _, err := range e.Errors {
-		if counts[err.Provider] == 0 {
-			order = append(order, err.Provider)
-		}
-		counts[err.Provider]++
-	}
-	if len(order) > 1 {
-		b.WriteString(" (")
-		for i, p := range order {
-			if i > 0 {
-				b.WriteString(", ")
-			}
-			fmt.Fprintf(&b, "%s: %d", p, counts[p])
-		}
-		b.WriteByte(')')
-	}
-	if last := e.Last(); last != nil {
-		b.WriteString("; last: ")
-		b.WriteString(strings.TrimPrefix(last.Error(), "imagegen: "))
-	}
-	return b.String()
-}
-
-// Unwrap returns the last attempt's error, the caller's context error if
-// any, then the other attempts' errors in order.
-func (e *AttemptsError) Unwrap() []error {
-	if e == nil {
-		return nil
-	}
-	out := make([]error, 0, len(e.Errors)+1)
-	if last := e.Last(); last != nil {
-		out = append(out, last)
-	}
-	if e.Context != nil {
-		out = append(out, e.Context)
-	}
-	for i := 0; i < len(e.Errors)-1; i++ {
-		out = append(out, e.Errors[i])
-	}
-	return out
-}
-
-// LogValue returns the number of attempts and the last failure as a group.
-func (e *AttemptsError) LogValue() slog.Value {
-	if e == nil {
-		return slog.StringValue("<nil>")
-	}
-	attrs := []slog.Attr{slog.Int("attempts", len(e.Errors))}
-	if e.Context != nil {
-		attrs = append(attrs, slog.String("context", e.Context.Error()))
-	}
-	if last := e.Last(); last != nil {
-		attrs = append(attrs, slog.Any("last", last))
-	}
-	return slog.GroupValue(attrs...)
 }

@@ -501,3 +501,103 @@ func Redact(s string) string {
 	}
 	return secretPattern.ReplaceAllString(s, "[REDACTED]")
 }
+
+// AttemptsError is returned when every attempt of a call failed. Its text
+// explains the last failure; Unwrap returns every attempt's error, the last
+// one first, so errors.As finds the last *Error and errors.Is matches the
+// class of any attempt. When the caller's context ended the call, its error
+// is included too.
+type AttemptsError struct {
+	// Errors holds every attempt's *Error in the order they happened.
+	Errors []*Error
+	// Context is the caller's context error when it ended the call, else nil.
+	Context error
+}
+
+func newAttemptsError(ctx context.Context, cl *call) error {
+	return &AttemptsError{Errors: cl.errs, Context: ctx.Err()}
+}
+
+// Last returns the last attempt's error, or nil when there was none.
+func (e *AttemptsError) Last() *Error {
+	if e == nil || len(e.Errors) == 0 {
+		return nil
+	}
+	return e.Errors[len(e.Errors)-1]
+}
+
+// Error describes the last failure and the number of attempts per provider.
+func (e *AttemptsError) Error() string {
+	if e == nil {
+		return "imagegen: <nil error>"
+	}
+	var b strings.Builder
+	b.WriteString("imagegen: ")
+	if e.Context != nil {
+		b.WriteString("call ended (")
+		b.WriteString(e.Context.Error())
+		b.WriteString(") ")
+	}
+	fmt.Fprintf(&b, "after %d failed attempt", len(e.Errors))
+	if len(e.Errors) != 1 {
+		b.WriteByte('s')
+	}
+
+	var order []string
+	counts := map[string]int{}
+	for _, err := range e.Errors {
+		if counts[err.Provider] == 0 {
+			order = append(order, err.Provider)
+		}
+		counts[err.Provider]++
+	}
+	if len(order) > 1 {
+		b.WriteString(" (")
+		for i, p := range order {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			fmt.Fprintf(&b, "%s: %d", p, counts[p])
+		}
+		b.WriteByte(')')
+	}
+	if last := e.Last(); last != nil {
+		b.WriteString("; last: ")
+		b.WriteString(strings.TrimPrefix(last.Error(), "imagegen: "))
+	}
+	return b.String()
+}
+
+// Unwrap returns the last attempt's error, the caller's context error if
+// any, then the other attempts' errors in order.
+func (e *AttemptsError) Unwrap() []error {
+	if e == nil {
+		return nil
+	}
+	out := make([]error, 0, len(e.Errors)+1)
+	if last := e.Last(); last != nil {
+		out = append(out, last)
+	}
+	if e.Context != nil {
+		out = append(out, e.Context)
+	}
+	for i := 0; i < len(e.Errors)-1; i++ {
+		out = append(out, e.Errors[i])
+	}
+	return out
+}
+
+// LogValue returns the number of attempts and the last failure as a group.
+func (e *AttemptsError) LogValue() slog.Value {
+	if e == nil {
+		return slog.StringValue("<nil>")
+	}
+	attrs := []slog.Attr{slog.Int("attempts", len(e.Errors))}
+	if e.Context != nil {
+		attrs = append(attrs, slog.String("context", e.Context.Error()))
+	}
+	if last := e.Last(); last != nil {
+		attrs = append(attrs, slog.Any("last", last))
+	}
+	return slog.GroupValue(attrs...)
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"time"
 )
@@ -162,4 +163,91 @@ func (c *Client) reportBreaker(ctx context.Context, change *BreakerEvent) {
 	c.logger.LogAttrs(ctx, slog.LevelWarn, "imagegen: circuit breaker changed state",
 		slog.String("provider", change.Provider), slog.String("from", change.From.String()),
 		slog.String("to", change.To.String()), slog.Any("cause", change.Cause))
+}
+
+// failsWholeProvider reports whether a failure rules out the provider's
+// other models for the rest of the call. Account-level failures, an
+// unreachable service and an open breaker do. Failures that may be specific
+// to one model do not: not found, rate limits and overload, which services
+// count per model.
+func failsWholeProvider(e *Error) bool {
+	switch e.Class {
+	case ClassQuotaExceeded, ClassNotEntitled, ClassAuthentication, ClassNetwork:
+		return true
+	}
+	return errors.Is(e, ErrBreakerOpen)
+}
+
+// candidates lists the providers and models that can serve the call, in
+// the order they are tried.
+func (c *Client) candidates(cl *call) []candidate {
+	out := cl.candidateBuf[:0]
+	for _, e := range c.providers {
+		if cl.edit != nil && e.editor == nil {
+			continue
+		}
+		if len(e.models) == 0 {
+			out = append(out, candidate{entry: e, model: cl.req.Model})
+			continue
+		}
+		if cl.explicitModel {
+			for _, m := range e.models {
+				if m == cl.req.Model {
+					out = append(out, candidate{entry: e, model: m})
+				}
+			}
+			continue
+		}
+		for _, m := range e.models {
+			out = append(out, candidate{entry: e, model: m})
+		}
+	}
+	return out
+}
+
+// plan returns the candidates of a call, without those whose model is
+// retired on a provider that enforces retirement. When that leaves none, the
+// error names the shutdown date and the replacement.
+func (c *Client) plan(cl *call) ([]candidate, error) {
+	cands := c.candidates(cl)
+
+	var retiredErr error
+	if !c.allowRetired {
+		var now time.Time
+		kept := cands[:0]
+		for _, cand := range cands {
+			if cand.entry.enforcesRetirement {
+				if now.IsZero() {
+					now = time.Now()
+				}
+				if err := c.catalog.CheckRetired(cand.model, now); err != nil {
+					retiredErr = err
+					continue
+				}
+			}
+			kept = append(kept, cand)
+		}
+		cands = kept
+	}
+
+	cands, skipped := c.adaptCandidates(cl, cands)
+	if len(cands) == 0 {
+		switch {
+		case len(skipped) > 0:
+			return nil, &ValidationError{Field: "model", Value: cl.req.Model,
+				Reason: "no configured provider and model can serve the request: " + strings.Join(skipped, "; ")}
+		case retiredErr != nil:
+			return nil, retiredErr
+		}
+		return nil, c.noCandidateError(cl)
+	}
+	return c.order(cl, cands), nil
+}
+
+func (c *Client) noCandidateError(cl *call) error {
+	if cl.edit != nil {
+		return &ValidationError{Field: "provider", Reason: "no configured provider supports image edits (provider.Editor)"}
+	}
+	return &ValidationError{Field: "model", Value: cl.req.Model,
+		Reason: "no configured provider serves this model: add it to a provider's WithModels or leave the model empty"}
 }

@@ -1055,3 +1055,25 @@ func WithModelLimits(model string, lim Limits) ProviderOption {
 		return nil
 	}
 }
+
+// configureLimits applies a provider's WithLimits and WithModelLimits to
+// the Client's local limiter.
+func configureLimits(local *LocalLimiter, isLocal bool, name string, pc *providerConfig) error {
+	if pc.limits == nil && len(pc.modelLimits) == 0 {
+		return nil
+	}
+	if !isLocal {
+		return fmt.Errorf("imagegen: provider %q: WithLimits and WithModelLimits configure the built-in limiter; set limits on the Limiter given to WithLimiter instead", name)
+	}
+	if pc.limits != nil {
+		if err := local.SetLimits(LimitKey{Provider: name}, *pc.limits); err != nil {
+			return fmt.Errorf("imagegen: provider %q: %w", name, err)
+		}
+	}
+	for model, lim := range pc.modelLimits {
+		if err := local.SetLimits(LimitKey{Provider: name, Model: model}, lim); err != nil {
+			return fmt.Errorf("imagegen: provider %q, model %q: %w", name, model, err)
+		}
+	}
+	return nil
+}

@@ -399,3 +399,53 @@ func (p RetryPolicy) withDefaults() RetryPolicy {
 	}
 	return p
 }
+
+func validateEditImages(images []provider.File) error {
+	if len(images) == 0 {
+		return &ValidationError{Field: "images", Reason: "an edit needs at least one input image"}
+	}
+	for i, f := range images {
+		if len(f.Data) == 0 {
+			return &ValidationError{Field: fmt.Sprintf("images[%d]", i), Value: f.Name, Reason: "the image has no data"}
+		}
+		if f.MediaType == "" {
+			return &ValidationError{Field: fmt.Sprintf("images[%d]", i), Value: f.Name,
+				Reason: "missing MediaType: set it, for example to \"image/png\"; services reject untyped uploads"}
+		}
+	}
+	return nil
+}
+
+// prepare builds the call's request from the options, letting the catalog
+// pick size and quality when the options ask for it.
+func (c *Client) prepare(cl *call, prompt string, opts *GenerateOptions) error {
+	model := opts.Model
+	if model == "" {
+		model = c.defaultModel
+	}
+	cl.req = opts.request(prompt, model)
+	cl.cachePolicy, cl.cacheTTL, cl.cacheNamespace = opts.Cache, opts.CacheTTL, opts.CacheNamespace
+	switch {
+	case opts.Cache < CacheUse || opts.Cache > CacheReadOnly:
+		return &ValidationError{Field: "cache", Value: opts.Cache.String(), Reason: "use CacheUse, CacheBypass, CacheRefresh or CacheReadOnly"}
+	case opts.CacheTTL < 0:
+		return &ValidationError{Field: "cache_ttl", Value: opts.CacheTTL.String(), Reason: "must not be negative"}
+	}
+	if !opts.selects() {
+		return nil
+	}
+	if opts.Size != "" || opts.Quality != "" {
+		return &ValidationError{Field: "preset", Value: string(opts.Preset),
+			Reason: "Preset, AspectRatio and MaxCostPerImage pick Size and Quality: leave Size and Quality empty, or drop them"}
+	}
+	if opts.MaxCostPerImage < 0 {
+		return &ValidationError{Field: "max_cost_per_image", Value: fmt.Sprint(opts.MaxCostPerImage), Reason: "must be positive, in US dollars"}
+	}
+	choice, err := c.catalog.Select(model, Selection{Preset: opts.Preset, AspectRatio: opts.AspectRatio, MaxCostPerImage: opts.MaxCostPerImage})
+	if err != nil {
+		return err
+	}
+	cl.req.Size, cl.req.Quality = choice.Size, choice.Quality
+	cl.choice = &choice
+	return nil
+}
