@@ -521,12 +521,12 @@ func TestLocalLimiterSlowsDownOnRepeated429s(t *testing.T) {
 			{2 * time.Minute, 0.125 + 1.0/16*7}, // a lone 429 does not halve; 7 recovery steps since 7 s
 		}
 		for _, s := range steps {
-			time.Sleep(start.Add(s.at).Sub(time.Now()))
+			time.Sleep(time.Until(start.Add(s.at)))
 			l.Observe(testKey, rateLimited(time.Millisecond))
 			assert.Equal(t, s.want, l.State(testKey).RateFraction, "after the 429 at %v", s.at)
 		}
 
-		time.Sleep(start.Add(7*time.Second + 14*limiterRecoveryStep).Sub(time.Now()))
+		time.Sleep(time.Until(start.Add(7*time.Second + 14*limiterRecoveryStep)))
 		assert.Equal(t, 1.0, l.State(testKey).RateFraction, "whole again after 14 steps")
 	})
 }
