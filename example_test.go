@@ -8,6 +8,7 @@ import (
 	"image"
 	_ "image/png"
 	"log"
+	"time"
 
 	"github.com/imagegen-go/imagegen"
 	"github.com/imagegen-go/imagegen/imagegentest"
@@ -92,4 +93,67 @@ func ExampleValidationError() {
 	fmt.Println(errors.As(err, &v), v.Field, errors.Is(err, imagegen.ErrInvalidRequest))
 	// Output:
 	// true n true
+}
+
+// This example answers a repeated prompt from an in-memory cache, so the
+// provider is called once.
+func ExampleWithCache() {
+	fake := imagegentest.NewFakeProvider("fake")
+	cache, err := imagegen.NewMemoryCache(imagegen.MemoryCacheOptions{MaxBytes: 64 << 20})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer cache.Close()
+	client, err := imagegen.New(imagegen.WithProvider(fake), imagegen.WithCache(cache, imagegen.CacheOptions{}))
+	if err != nil {
+		log.Fatal(err)
+	}
+
+	for range 2 {
+		res, err := client.Generate(context.Background(), "a lighthouse at dawn", imagegen.GenerateOptions{})
+		if err != nil {
+			log.Fatal(err)
+		}
+		fmt.Println("cached:", res.Cached)
+	}
+	fmt.Println("provider calls:", fake.Calls())
+	// Output:
+	// cached: false
+	// cached: true
+	// provider calls: 1
+}
+
+// This example caps spending at 5 cents: each call reserves its estimated
+// cost before any request, so the fifth low-quality image does not fit.
+func ExampleWithBudget() {
+	budget, err := imagegen.NewBudget(0.05, 24*time.Hour)
+	if err != nil {
+		log.Fatal(err)
+	}
+	client, err := imagegen.New(
+		imagegen.WithProvider(imagegentest.NewFakeProvider("fake")),
+		imagegen.WithDefaultModel("gpt-image-1"),
+		imagegen.WithBudget(budget),
+	)
+	if err != nil {
+		log.Fatal(err)
+	}
+
+	for i := 1; i <= 5; i++ {
+		res, err := client.Generate(context.Background(), "a lighthouse", imagegen.GenerateOptions{Size: "1024x1024", Quality: "low"})
+		if errors.Is(err, imagegen.ErrBudgetExceeded) {
+			fmt.Printf("call %d: over budget\n", i)
+			continue
+		}
+		if err != nil {
+			log.Fatal(err)
+		}
+		fmt.Printf("call %d: %s\n", i, res.Cost)
+	}
+	// Output:
+	// call 1: $0.0109
+	// call 2: $0.0109
+	// call 3: $0.0109
+	// call 4: $0.0109
+	// call 5: over budget
 }
