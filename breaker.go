@@ -199,6 +199,8 @@ type BreakerOpenError struct {
 	// through. It is the zero time for a half-open breaker, which lets the
 	// next call through as soon as a probe reports.
 	Until time.Time
+	// Cause is the failure that opened the breaker, or nil.
+	Cause error
 }
 
 // Error returns a one-line description naming the provider and when the
@@ -253,6 +255,8 @@ type circuitBreaker struct {
 	generation uint64
 	// openUntil is the end of the cooldown while open.
 	openUntil time.Time
+	// openCause is the failure that last opened the breaker.
+	openCause error
 	// consecutive is the run of failures since the last success.
 	consecutive int
 	buckets     [breakerBuckets]breakerBucket
@@ -290,7 +294,7 @@ func (b *circuitBreaker) allow(now time.Time) (breakerTicket, *BreakerEvent, err
 		return breakerTicket{generation: b.generation}, nil, nil
 	case BreakerOpen:
 		if now.Before(b.openUntil) {
-			return breakerTicket{}, nil, &BreakerOpenError{Provider: b.provider, State: BreakerOpen, Until: b.openUntil}
+			return breakerTicket{}, nil, &BreakerOpenError{Provider: b.provider, State: BreakerOpen, Until: b.openUntil, Cause: b.openCause}
 		}
 		change = b.setStateLocked(BreakerHalfOpen, nil)
 	}
@@ -301,7 +305,7 @@ func (b *circuitBreaker) allow(now time.Time) (breakerTicket, *BreakerEvent, err
 		b.probes = 0
 	}
 	if b.probes >= b.settings.HalfOpenProbes {
-		return breakerTicket{}, change, &BreakerOpenError{Provider: b.provider, State: BreakerHalfOpen}
+		return breakerTicket{}, change, &BreakerOpenError{Provider: b.provider, State: BreakerHalfOpen, Cause: b.openCause}
 	}
 	b.probes++
 	b.lastProbeStart = now
@@ -396,6 +400,7 @@ func (b *circuitBreaker) currentState(now time.Time) BreakerState {
 // openLocked opens the breaker for cooldown, because of cause.
 func (b *circuitBreaker) openLocked(cooldown time.Duration, cause error, now time.Time) *BreakerEvent {
 	b.openUntil = now.Add(cooldown)
+	b.openCause = cause
 	return b.setStateLocked(BreakerOpen, cause)
 }
 

@@ -208,11 +208,15 @@ type call struct {
 	cachePolicy    CachePolicy
 	cacheTTL       time.Duration
 	cacheNamespace string
-	choice         *Choice  // the catalog's choice, or nil
-	attempts       int      // provider calls made, across providers
-	errs           []*Error // every attempt's error, in order
-	lastProvider   string   // the provider of the last attempt
-	lastModel      string   // the model of the last attempt
+	choice         *Choice    // the catalog's choice, or nil
+	attempts       int        // provider calls made, across providers
+	errs           []*Error   // every attempt's error, in order
+	skipped        []*Error   // why candidates were passed over without a request
+	possiblyBilled int        // attempts sent whose outcome is unknown
+	fallbackFrom   *candidate // the candidate failed last, until the next one sends
+	fellBack       bool       // whether the call moved past a failed candidate
+	lastProvider   string     // the provider of the last attempt
+	lastModel      string     // the model of the last attempt
 
 	sent         provider.Request // the request of the current attempt
 	candidateBuf [4]candidate     // backing array of most calls' candidates
@@ -237,7 +241,11 @@ func (c *Client) run(ctx context.Context, cl *call) (*Result, error) {
 			slog.String("prompt", truncatePrompt(cl.req.Prompt)), slog.String("model", cl.req.Model),
 			slog.Int("n", cl.req.N), slog.String("size", cl.req.Size), slog.String("quality", cl.req.Quality))
 	}
-	res, err := c.generateShared(ctx, cl)
+	var res *Result
+	err := ctx.Err()
+	if err == nil {
+		res, err = c.generateShared(ctx, cl)
+	}
 	latency := time.Since(start)
 
 	if res != nil {
@@ -287,14 +295,8 @@ func (c *Client) settle(cl *call, r *Reservation, res *Result) {
 	if r == nil {
 		return
 	}
-	possiblyBilled := 0
-	for _, e := range cl.errs {
-		if e.Class.MayHaveBilled() {
-			possiblyBilled++
-		}
-	}
 	if res == nil {
-		if possiblyBilled > 0 {
+		if cl.possiblyBilled > 0 {
 			r.SettleFailure(ClassOutcomeUnknown)
 		} else {
 			r.Release()
@@ -302,7 +304,7 @@ func (c *Client) settle(cl *call, r *Reservation, res *Result) {
 		return
 	}
 	cost := res.Cost
-	for range possiblyBilled {
+	for range cl.possiblyBilled {
 		cost = cost.Add(c.catalog.EstimateCost(&cl.req))
 	}
 	r.Settle(cost)
@@ -311,45 +313,45 @@ func (c *Client) settle(cl *call, r *Reservation, res *Result) {
 // tryCandidates tries the candidates in order until one succeeds, the
 // caller's context ends or a failure stops the call.
 func (c *Client) tryCandidates(ctx context.Context, cl *call, cands []candidate) (*Result, error) {
-	var prev *candidate
 	var failed []*providerEntry
 	for i := range cands {
 		cand := &cands[i]
 		if slices.Contains(failed, cand.entry) {
 			continue
 		}
-		if prev != nil {
-			last := cl.errs[len(cl.errs)-1]
-			c.onFallback(ctx, FallbackEvent{
-				FromProvider: prev.entry.name, FromModel: prev.model,
-				ToProvider: cand.entry.name, ToModel: cand.model,
-				Err: last, Class: last.Class,
-			})
-			c.logger.LogAttrs(ctx, slog.LevelInfo, "imagegen: falling back",
-				slog.String("from", prev.entry.name), slog.String("from_model", prev.model),
-				slog.String("to", cand.entry.name), slog.String("to_model", cand.model),
-				slog.Any("error", last))
-		}
 
-		errsBefore := len(cl.errs)
+		errsBefore, skippedBefore := len(cl.errs), len(cl.skipped)
 		res, next := c.tryCandidate(ctx, cl, cand)
 		if res != nil {
-			if prev != nil {
-				res.Warnings = append(res.Warnings, fmt.Sprintf("fell back to %s (model %s) after %d failed attempts", cand.entry.name, cand.model, len(cl.errs)))
+			if cl.fellBack {
+				res.Warnings = append(res.Warnings, fmt.Sprintf("fell back to %s (model %s) after %s",
+					cand.entry.name, cand.model, plural(len(cl.errs), "failed attempt")))
 			}
 			return res, nil
 		}
 		if !next || ctx.Err() != nil || cl.attempts >= c.retry.MaxCallAttempts {
 			break
 		}
-		if len(cl.errs) > errsBefore {
+
+		switch {
+		case len(cl.errs) > errsBefore:
 			if failsWholeProvider(cl.errs[len(cl.errs)-1]) {
 				failed = append(failed, cand.entry)
 			}
-			prev = cand
+			cl.fallbackFrom = cand
+		case len(cl.skipped) > skippedBefore && failsWholeProvider(cl.skipped[len(cl.skipped)-1]):
+			failed = append(failed, cand.entry)
 		}
 	}
 	return nil, newAttemptsError(ctx, cl)
+}
+
+// plural returns "1 thing" or "n things".
+func plural(n int, thing string) string {
+	if n == 1 {
+		return "1 " + thing
+	}
+	return fmt.Sprintf("%d %ss", n, thing)
 }
 
 // tryCandidate makes the attempts on one provider and model. It returns a
@@ -362,12 +364,13 @@ func (c *Client) tryCandidate(ctx context.Context, cl *call, cand *candidate) (r
 		if e == nil {
 			return res, false
 		}
-		cl.errs = append(cl.errs, e)
 		if !sent {
 			// The breaker or the limiter kept the request back: nothing
 			// reached this provider, so the next one may serve the call.
+			cl.skipped = append(cl.skipped, e)
 			return nil, e.Class != ClassCanceled
 		}
+		cl.errs = append(cl.errs, e)
 
 		switch c.fallback.stepAfter(e, c.retry.nextStep(e)) {
 		case stepStop:
@@ -420,9 +423,6 @@ func (c *Client) tryCandidate(ctx context.Context, cl *call, cand *candidate) (r
 // admits it. sent reports whether a request went out.
 func (c *Client) attempt(ctx context.Context, cl *call, cand *candidate, n int) (res *Result, e *Error, sent bool) {
 	name := cand.entry.name
-	// Set before admit, so that a call that ends on this provider's open
-	// breaker names this provider in DoneEvent, not the one tried before.
-	cl.lastProvider, cl.lastModel = name, cand.model
 	now := time.Now()
 	ticket, e := c.admit(ctx, cand, now)
 	if e != nil {
@@ -437,6 +437,12 @@ func (c *Client) attempt(ctx context.Context, cl *call, cand *candidate, n int) 
 	}
 	defer release()
 
+	// The request goes out now: this candidate is where the call spends its
+	// attempts, and the move from the one that failed before is a fallback.
+	cl.lastProvider, cl.lastModel = name, cand.model
+	if from := cl.fallbackFrom; from != nil {
+		c.reportFallback(ctx, cl, from, cand)
+	}
 	c.onAttemptStart(ctx, AttemptStartEvent{Provider: name, Model: cand.model, Attempt: n, Images: cl.req.N})
 
 	actx, cancel := context.WithTimeout(ctx, c.retry.AttemptTimeout)
@@ -452,6 +458,10 @@ func (c *Client) attempt(ctx context.Context, cl *call, cand *candidate, n int) 
 	}
 	if err != nil {
 		e := attemptError(ctx, err, name, cand.model, timedOut)
+		if e.StatusCode == 0 && (e.Class.MayHaveBilled() || e.Class == ClassCanceled) {
+			// The request went out and no answer came back.
+			cl.possiblyBilled++
+		}
 		c.recordBreaker(ctx, cand, ticket, e, end)
 		c.limiter.Observe(key, LimitFeedback{Class: e.Class, RetryAfter: e.RetryAfter, RateLimit: e.RateLimit, Images: cl.req.N})
 		c.onAttemptEnd(ctx, AttemptEndEvent{
@@ -494,7 +504,8 @@ func (c *Client) waitForLimiter(ctx context.Context, key LimitKey, images int, n
 		return release, end, nil
 	}
 	if ctx.Err() != nil {
-		return nil, end, &Error{Provider: key.Provider, Model: key.Model, Class: ClassCanceled, Message: "canceled while waiting for the rate limiter", Err: err}
+		return nil, end, &Error{Provider: key.Provider, Model: key.Model, Class: ClassCanceled,
+			Message: "the call ended while waiting for the rate limiter", Err: err}
 	}
 	return nil, end, asError(err, key.Provider, key.Model)
 }
@@ -520,27 +531,50 @@ func (c *Client) send(ctx context.Context, cl *call, cand *candidate) (*provider
 	return cand.entry.provider.Generate(ctx, &cl.sent)
 }
 
-// attemptError classifies a failed attempt. A call cut by the Client's
-// per-attempt timeout is a timeout, even when the provider reported it as a
-// cancellation. A call cut by the caller's context is canceled.
+// reportFallback reports the move from the candidate that failed last to
+// cand, which is about to send its first request.
+func (c *Client) reportFallback(ctx context.Context, cl *call, from, cand *candidate) {
+	last := cl.errs[len(cl.errs)-1]
+	cl.fallbackFrom, cl.fellBack = nil, true
+	c.onFallback(ctx, FallbackEvent{
+		FromProvider: from.entry.name, FromModel: from.model,
+		ToProvider: cand.entry.name, ToModel: cand.model,
+		Err: last, Class: last.Class,
+	})
+	c.logger.LogAttrs(ctx, slog.LevelInfo, "imagegen: falling back",
+		slog.String("from", from.entry.name), slog.String("from_model", from.model),
+		slog.String("to", cand.entry.name), slog.String("to_model", cand.model),
+		slog.Any("error", last))
+}
+
+// attemptError classifies a failed attempt. A call cut by a deadline, the
+// Client's per-attempt timeout or the caller's, is a timeout, even when the
+// provider reported it as a cancellation. A call the caller canceled is
+// canceled.
 func attemptError(ctx context.Context, err error, name, model string, timedOut bool) *Error {
 	e := asError(err, name, model)
+	want := e.Class
 	switch {
-	case timedOut && e.Class != ClassTimeout:
-		cp := *e
-		cp.Class = ClassTimeout
-		return &cp
-	case ctx.Err() != nil && e.Class != ClassCanceled:
-		cp := *e
-		cp.Class = ClassCanceled
-		if cp.Err == nil {
-			cp.Err = ctx.Err()
-		} else if !errors.Is(cp.Err, ctx.Err()) {
-			cp.Err = fmt.Errorf("%w: %w", ctx.Err(), cp.Err)
-		}
-		return &cp
+	case timedOut, errors.Is(ctx.Err(), context.DeadlineExceeded):
+		want = ClassTimeout
+	case ctx.Err() != nil:
+		want = ClassCanceled
 	}
-	return e
+	if want == e.Class && (ctx.Err() == nil || errors.Is(e, ctx.Err())) {
+		return e
+	}
+
+	cp := *e
+	cp.Class = want
+	if ctxErr := ctx.Err(); ctxErr != nil {
+		switch {
+		case cp.Err == nil:
+			cp.Err = ctxErr
+		case !errors.Is(cp.Err, ctxErr):
+			cp.Err = fmt.Errorf("%w: %w", ctxErr, cp.Err)
+		}
+	}
+	return &cp
 }
 
 // checkResponse rejects a successful response that contains no usable image.

@@ -7,6 +7,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -156,4 +158,39 @@ func TestSplitRequestWithPartialFailure(t *testing.T) {
 		assert.Equal(t, 1, r.N)
 	}
 	assert.Contains(t, res.Warnings[len(res.Warnings)-1], "split into 3 calls")
+}
+
+func TestBudgetRejectionClass(t *testing.T) {
+	budget, err := imagegen.NewBudget(0.01, 0)
+	require.NoError(t, err)
+	var classes []imagegen.Class
+	c, err := imagegen.New(imagegen.WithProvider(imagegentest.NewFakeProvider("fake")), imagegen.WithBudget(budget),
+		imagegen.WithDefaultModel("gpt-image-1"),
+		imagegen.WithHooks(imagegen.Hooks{Done: func(_ context.Context, e imagegen.DoneEvent) { classes = append(classes, e.Class) }}))
+	require.NoError(t, err)
+
+	_, err = c.Generate(t.Context(), "x", imagegen.GenerateOptions{Quality: "low", Size: "1024x1024"})
+
+	assert.ErrorIs(t, err, imagegen.ErrBudgetExceeded)
+	assert.Equal(t, []imagegen.Class{imagegen.ClassBudgetExceeded}, classes)
+	assert.Equal(t, int64(1), c.Stats().Totals.FailuresByClass.Count(imagegen.ClassBudgetExceeded))
+}
+
+func TestBudgetCountsCallerDeadlineInFlight(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		budget, err := imagegen.NewBudget(1, 0)
+		require.NoError(t, err)
+		fake := imagegentest.NewFakeProvider("fake", imagegentest.WithFakeDelay(time.Minute))
+		c, err := imagegen.New(imagegen.WithProvider(fake), imagegen.WithBudget(budget), imagegen.WithDefaultModel("gpt-image-1"))
+		require.NoError(t, err)
+		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+		defer cancel()
+
+		_, err = c.Generate(ctx, "x", imagegen.GenerateOptions{Quality: "low", Size: "1024x1024"})
+
+		assert.ErrorIs(t, err, context.DeadlineExceeded)
+		assert.ErrorIs(t, err, imagegen.ErrTimeout, "the caller's deadline cut a request in flight")
+		assert.NotContains(t, err.Error(), "canceled")
+		assert.InDelta(t, 0.011, budget.Snapshot().Spent, 0.001, "the cut request may have been billed")
+	})
 }

@@ -378,3 +378,50 @@ func TestPromptLoggedOnlyAtDebugTruncated(t *testing.T) {
 		assert.NotContains(t, logs.String(), "END-MARKER", "the prompt is truncated")
 	}
 }
+
+func TestNoRequestSentError(t *testing.T) {
+	fake := imagegentest.NewFakeProvider("fake")
+	fake.Enqueue(imagegentest.FakeResultFrom(imagegentest.InsufficientQuota()))
+	c, err := imagegen.New(imagegen.WithProvider(fake))
+	require.NoError(t, err)
+	_, err = c.Generate(t.Context(), "x", imagegen.GenerateOptions{})
+	require.ErrorIs(t, err, imagegen.ErrQuotaExceeded)
+
+	// The quota failure opened the breaker: the next call sends nothing.
+	_, err = c.Generate(t.Context(), "x", imagegen.GenerateOptions{})
+
+	assert.ErrorIs(t, err, imagegen.ErrBreakerOpen)
+	assert.ErrorIs(t, err, imagegen.ErrQuotaExceeded, "the rejection keeps the class of the failure that opened the breaker")
+	assert.Contains(t, err.Error(), "before any request was sent")
+	assert.Contains(t, err.Error(), "passed over: fake (circuit breaker open until")
+	var ae *imagegen.AttemptsError
+	require.ErrorAs(t, err, &ae)
+	assert.Empty(t, ae.Errors)
+	assert.Len(t, ae.Skipped, 1)
+	assert.Equal(t, 1, fake.Calls())
+}
+
+func TestCanceledBeforeStart(t *testing.T) {
+	fake := imagegentest.NewFakeProvider("fake")
+	c, err := imagegen.New(imagegen.WithProvider(fake, imagegen.WithLimits(imagegen.Limits{RequestsPerMinute: 60})))
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+
+	_, err = c.Generate(ctx, "x", imagegen.GenerateOptions{})
+
+	assert.Equal(t, context.Canceled, err)
+	assert.Zero(t, fake.Calls())
+}
+
+func TestFallbackWarningCountsAttempts(t *testing.T) {
+	a := imagegentest.NewFakeProvider("a")
+	a.Enqueue(imagegentest.FakeResultFrom(imagegentest.InsufficientQuota()))
+	c, err := imagegen.New(imagegen.WithProvider(a), imagegen.WithProvider(imagegentest.NewFakeProvider("b")))
+	require.NoError(t, err)
+
+	res, err := c.Generate(t.Context(), "x", imagegen.GenerateOptions{})
+
+	require.NoError(t, err)
+	assert.Contains(t, res.Warnings, "fell back to b (model gpt-image-2) after 1 failed attempt")
+}

@@ -57,6 +57,11 @@ const (
 	ClassOutcomeUnknown
 	// ClassCanceled is a call canceled by the caller's context.
 	ClassCanceled
+	// ClassBudgetExceeded is a call that a spending cap (WithBudget or
+	// GenerateOptions.MaxCostPerImage) rejected before any request, also
+	// when the cap could not price the call (ErrCostUnknown). Its sentinel
+	// is ErrBudgetExceeded.
+	ClassBudgetExceeded
 )
 
 var classNames = [...]string{
@@ -73,6 +78,7 @@ var classNames = [...]string{
 	ClassNetwork:         "network",
 	ClassOutcomeUnknown:  "outcome_unknown",
 	ClassCanceled:        "canceled",
+	ClassBudgetExceeded:  "budget_exceeded",
 }
 
 // String returns the class's snake_case name, such as "rate_limited", which is
@@ -133,6 +139,7 @@ var classSentinels = [...]error{
 	ClassNetwork:         ErrNetwork,
 	ClassOutcomeUnknown:  ErrOutcomeUnknown,
 	ClassCanceled:        ErrCanceled,
+	ClassBudgetExceeded:  ErrBudgetExceeded,
 }
 
 // Sentinel returns the sentinel error of c, such as ErrRateLimited.
@@ -221,7 +228,7 @@ func (e *Error) Error() string {
 	}
 	if e.RetryAfter > 0 {
 		b.WriteString(" (retry after ")
-		b.WriteString(e.RetryAfter.String())
+		b.WriteString(e.RetryAfter.Round(time.Millisecond).String())
 		b.WriteByte(')')
 	}
 	return b.String()
@@ -434,6 +441,9 @@ func classify(err error) Class {
 			return c
 		}
 	}
+	if errors.Is(err, ErrCostUnknown) {
+		return ClassBudgetExceeded
+	}
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return classifyTransport(err, true)
 	}
@@ -502,31 +512,44 @@ func Redact(s string) string {
 	return secretPattern.ReplaceAllString(s, "[REDACTED]")
 }
 
-// AttemptsError is returned when every attempt of a call failed. Its text
-// explains the last failure; Unwrap returns every attempt's error, the last
-// one first, so errors.As finds the last *Error and errors.Is matches the
-// class of any attempt. When the caller's context ended the call, its error
-// is included too.
+// AttemptsError is returned when a call failed after trying its providers.
+// Its text explains the last failure. Unwrap returns every error, the last
+// attempt's first, so errors.As finds the last *Error and errors.Is matches
+// the class of any attempt. When the caller's context ended the call, its
+// error is included too.
 type AttemptsError struct {
-	// Errors holds every attempt's *Error in the order they happened.
+	// Errors holds every attempt's *Error in the order they happened. An
+	// attempt is a request sent to a provider.
 	Errors []*Error
+	// Skipped holds, in order, why providers were passed over without a
+	// request: an open circuit breaker (errors.Is ErrBreakerOpen) or a
+	// rate-limit wait that would pass the context's deadline.
+	Skipped []*Error
 	// Context is the caller's context error when it ended the call, else nil.
 	Context error
 }
 
 func newAttemptsError(ctx context.Context, cl *call) error {
-	return &AttemptsError{Errors: cl.errs, Context: ctx.Err()}
+	return &AttemptsError{Errors: cl.errs, Skipped: cl.skipped, Context: ctx.Err()}
 }
 
-// Last returns the last attempt's error, or nil when there was none.
+// Last returns the last attempt's error or, when no request was sent, the
+// last reason a provider was passed over. It returns nil when there is
+// neither.
 func (e *AttemptsError) Last() *Error {
-	if e == nil || len(e.Errors) == 0 {
+	switch {
+	case e == nil:
 		return nil
+	case len(e.Errors) > 0:
+		return e.Errors[len(e.Errors)-1]
+	case len(e.Skipped) > 0:
+		return e.Skipped[len(e.Skipped)-1]
 	}
-	return e.Errors[len(e.Errors)-1]
+	return nil
 }
 
-// Error describes the last failure and the number of attempts per provider.
+// Error describes the last failure, the number of attempts per provider and
+// the providers passed over.
 func (e *AttemptsError) Error() string {
 	if e == nil {
 		return "imagegen: <nil error>"
@@ -538,51 +561,82 @@ func (e *AttemptsError) Error() string {
 		b.WriteString(e.Context.Error())
 		b.WriteString(") ")
 	}
-	fmt.Fprintf(&b, "after %d failed attempt", len(e.Errors))
-	if len(e.Errors) != 1 {
-		b.WriteByte('s')
+	if len(e.Errors) == 0 {
+		b.WriteString("before any request was sent")
+	} else {
+		b.WriteString("after ")
+		b.WriteString(plural(len(e.Errors), "failed attempt"))
+		writeAttemptCounts(&b, e.Errors)
 	}
-
-	var order []string
-	counts := map[string]int{}
-	for _, err := range e.Errors {
-		if counts[err.Provider] == 0 {
-			order = append(order, err.Provider)
-		}
-		counts[err.Provider]++
-	}
-	if len(order) > 1 {
-		b.WriteString(" (")
-		for i, p := range order {
+	if len(e.Skipped) > 0 {
+		b.WriteString("; passed over: ")
+		for i, s := range e.Skipped {
 			if i > 0 {
 				b.WriteString(", ")
 			}
-			fmt.Fprintf(&b, "%s: %d", p, counts[p])
+			b.WriteString(s.Provider)
+			if s.Message != "" {
+				b.WriteString(" (")
+				b.WriteString(s.Message)
+				b.WriteByte(')')
+			}
 		}
-		b.WriteByte(')')
 	}
-	if last := e.Last(); last != nil {
+	if last := e.Last(); last != nil && len(e.Errors) > 0 {
 		b.WriteString("; last: ")
 		b.WriteString(strings.TrimPrefix(last.Error(), "imagegen: "))
 	}
 	return b.String()
 }
 
-// Unwrap returns the last attempt's error, the caller's context error if
-// any, then the other attempts' errors in order.
+// writeAttemptCounts writes " (a: 2, b: 1)" when the attempts went to
+// several providers.
+func writeAttemptCounts(b *strings.Builder, errs []*Error) {
+	var order []string
+	counts := map[string]int{}
+	for _, err := range errs {
+		if counts[err.Provider] == 0 {
+			order = append(order, err.Provider)
+		}
+		counts[err.Provider]++
+	}
+	if len(order) < 2 {
+		return
+	}
+	b.WriteString(" (")
+	for i, p := range order {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(b, "%s: %d", p, counts[p])
+	}
+	b.WriteByte(')')
+}
+
+// Unwrap returns the last error (see Last), the caller's context error if
+// any, then the other attempts' errors and the reasons for passing
+// providers over, in order.
 func (e *AttemptsError) Unwrap() []error {
 	if e == nil {
 		return nil
 	}
-	out := make([]error, 0, len(e.Errors)+1)
-	if last := e.Last(); last != nil {
+	last := e.Last()
+	out := make([]error, 0, len(e.Errors)+len(e.Skipped)+1)
+	if last != nil {
 		out = append(out, last)
 	}
 	if e.Context != nil {
 		out = append(out, e.Context)
 	}
-	for i := 0; i < len(e.Errors)-1; i++ {
-		out = append(out, e.Errors[i])
+	for _, err := range e.Errors {
+		if err != last {
+			out = append(out, err)
+		}
+	}
+	for _, err := range e.Skipped {
+		if err != last {
+			out = append(out, err)
+		}
 	}
 	return out
 }
@@ -593,6 +647,9 @@ func (e *AttemptsError) LogValue() slog.Value {
 		return slog.StringValue("<nil>")
 	}
 	attrs := []slog.Attr{slog.Int("attempts", len(e.Errors))}
+	if len(e.Skipped) > 0 {
+		attrs = append(attrs, slog.Int("passed_over", len(e.Skipped)))
+	}
 	if e.Context != nil {
 		attrs = append(attrs, slog.String("context", e.Context.Error()))
 	}

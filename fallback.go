@@ -138,12 +138,23 @@ func (c *Client) admit(ctx context.Context, cand *candidate, now time.Time) (bre
 		return ticket, nil
 	}
 
+	// The rejection takes the class of the failure that opened the breaker,
+	// such as quota exceeded, so that callers see why the provider is out.
+	class := ClassServer
+	msg := "circuit breaker open"
 	var open *BreakerOpenError
-	msg := "the circuit breaker is open"
-	if errors.As(err, &open) && !open.Until.IsZero() {
-		msg = "the circuit breaker is open until " + open.Until.UTC().Format(time.RFC3339)
+	if errors.As(err, &open) {
+		if open.Cause != nil {
+			class = classOf(open.Cause)
+		}
+		if !open.Until.IsZero() {
+			msg += " until " + open.Until.UTC().Format(time.RFC3339)
+		}
+		if open.Cause != nil {
+			msg += " after " + classOf(open.Cause).String()
+		}
 	}
-	return ticket, &Error{Provider: cand.entry.name, Model: cand.model, Class: ClassServer, Message: msg, Err: err}
+	return ticket, &Error{Provider: cand.entry.name, Model: cand.model, Class: class, Message: msg, Err: err}
 }
 
 // recordBreaker reports an attempt's outcome to the candidate's breaker.

@@ -125,10 +125,9 @@ type CacheEvent struct {
 // DoneEvent describes the outcome of a Generate or Edit call.
 type DoneEvent struct {
 	// Provider and Model name the provider and the requested model of the
-	// call's last attempt, or of the provider whose rate limiter or circuit
-	// breaker held the call back when it ended before an attempt there. Both
-	// are empty when the call used no provider: a cache hit, a shared result
-	// or a request rejected before routing.
+	// call's last attempt, the last request it sent. Both are empty when the
+	// call sent no request: a cache hit, a shared result, a request rejected
+	// before routing, or a call that open breakers or rate limiters held back.
 	Provider string
 	Model    string
 	// Result is nil when the call failed.

@@ -411,13 +411,12 @@ func TestObserveRateLimitWait(t *testing.T) {
 		require.ErrorIs(t, err, imagegen.ErrRateLimited)
 		assert.Equal(t, []string{
 			"wait a/gpt-image-1 0s rate_limited",
-			"done a/gpt-image-1 rate_limited 0s",
-		}, events.take())
+			"done / rate_limited 0s",
+		}, events.take(), "a call that sent no request is counted on no provider")
 
 		s := c.Stats()
 		assertPair(t, s, imagegen.ProviderStats{
-			Provider: "a", Model: observeModel, Calls: 3, Successes: 2, Failures: 1,
-			FailuresByClass: classes(imagegen.ClassRateLimited),
+			Provider: "a", Model: observeModel, Calls: 2, Successes: 2,
 			AttemptStats: imagegen.AttemptStats{
 				Attempts: 2, Images: 2,
 				RateLimitWaits: 2, RateLimitWait: 3 * time.Second, RateLimitWaitErrors: 1,
@@ -481,8 +480,8 @@ func TestObserveBreakerChanges(t *testing.T) {
 
 		require.ErrorIs(t, generate(), imagegen.ErrBreakerOpen)
 		assert.Equal(t, []string{
-			"done a/gpt-image-1 server_error 0s",
-		}, events.take(), "an open breaker sends nothing, and the call ends on its provider")
+			"done / server_error 0s",
+		}, events.take(), "an open breaker sends nothing, so the call is counted on no provider")
 		assert.Equal(t, 2, a.Calls())
 
 		time.Sleep(10 * time.Second)
@@ -498,8 +497,8 @@ func TestObserveBreakerChanges(t *testing.T) {
 
 		s := c.Stats()
 		assertPair(t, s, imagegen.ProviderStats{
-			Provider: "a", Model: observeModel, Calls: 4, Successes: 1, Failures: 3,
-			FailuresByClass: classes(imagegen.ClassServer, imagegen.ClassServer, imagegen.ClassServer),
+			Provider: "a", Model: observeModel, Calls: 3, Successes: 1, Failures: 2,
+			FailuresByClass: classes(imagegen.ClassServer, imagegen.ClassServer),
 			AttemptStats: imagegen.AttemptStats{
 				Attempts: 3, FailedAttempts: 2,
 				AttemptFailuresByClass: classes(imagegen.ClassServer, imagegen.ClassServer),
@@ -542,9 +541,8 @@ func TestObserveFallbackToOpenBreaker(t *testing.T) {
 		assert.Equal(t, []string{
 			"start a/gpt-image-1 #1",
 			"end a/gpt-image-1 #1 not_found 0s",
-			"fallback a/gpt-image-1 -> b/gpt-image-1 not_found",
-			"done b/gpt-image-1 server_error 0s",
-		}, events.take(), "the call ends on b, whose breaker rejected it")
+			"done a/gpt-image-1 not_found 0s",
+		}, events.take(), "b's open breaker sends nothing, so the call ends on a, where it sent its last request")
 		assert.Equal(t, 1, b.Calls())
 
 		s := c.Stats()
@@ -554,12 +552,12 @@ func TestObserveFallbackToOpenBreaker(t *testing.T) {
 			AttemptStats: imagegen.AttemptStats{
 				Attempts: 2, FailedAttempts: 2,
 				AttemptFailuresByClass: classes(imagegen.ClassNotFound, imagegen.ClassNotFound),
-				Fallbacks:              2,
+				Fallbacks:              1,
 			},
 		})
 		assertPair(t, s, imagegen.ProviderStats{
-			Provider: "b", Model: observeModel, Calls: 2, Failures: 2,
-			FailuresByClass: classes(imagegen.ClassServer, imagegen.ClassServer),
+			Provider: "b", Model: observeModel, Calls: 1, Failures: 1,
+			FailuresByClass: classes(imagegen.ClassServer),
 			AttemptStats: imagegen.AttemptStats{
 				Attempts: 1, FailedAttempts: 1,
 				AttemptFailuresByClass: classes(imagegen.ClassServer),

@@ -159,7 +159,7 @@ func TestClassCountsJSONOrder(t *testing.T) {
 
 	assert.Equal(t, `{"unknown":0,"rate_limited":0,"quota_exceeded":0,"not_entitled":0,"authentication":0,`+
 		`"invalid_request":0,"content_rejected":0,"not_found":0,"server_error":0,"timeout":0,"network":0,`+
-		`"outcome_unknown":0,"canceled":2}`, string(data))
+		`"outcome_unknown":0,"canceled":2,"budget_exceeded":0}`, string(data))
 }
 
 func mapKeys(m map[string]any) []string {
