@@ -183,14 +183,14 @@ func (b *Budget) Reserve(ctx context.Context, estimate Cost) (*Reservation, erro
 	var amount int64
 	switch {
 	case estimate.Known && (estimate.USD < 0 || math.IsNaN(estimate.USD)):
-		return nil, fmt.Errorf("imagegen: budget estimate %v is negative or not a number: %w", estimate.USD, ErrCostUnknown)
+		return nil, fmt.Errorf("%w: the budget estimate %v is negative or not a number", ErrCostUnknown, estimate.USD)
 	case estimate.Known:
 		amount = usdToMicros(estimate.USD)
 	case b.unknownPerImage > 0:
 		amount = int64(max(estimate.Images, 1)) * b.unknownPerImage
 	default:
-		return nil, fmt.Errorf("imagegen: the budget cannot check a request of unknown cost (%s); set WithUnknownCostPerImage or add the model's prices to the catalog: %w",
-			estimate.Detail, ErrCostUnknown)
+		return nil, fmt.Errorf("%w: the budget cannot check a request of unknown cost (%s); set WithUnknownCostPerImage or add the model's prices to the catalog",
+			ErrCostUnknown, estimate.Detail)
 	}
 
 	now := b.now() // read before locking: the clock is caller code

@@ -64,7 +64,10 @@ const (
 	ClassBudgetExceeded
 )
 
-var classNames = [...]string{
+// numClasses is the number of classes.
+const numClasses = int(ClassBudgetExceeded) + 1
+
+var classNames = [numClasses]string{
 	ClassUnknown:         "unknown",
 	ClassRateLimited:     "rate_limited",
 	ClassQuotaExceeded:   "quota_exceeded",
@@ -125,7 +128,7 @@ var (
 	ErrCanceled        = errors.New("imagegen: canceled")
 )
 
-var classSentinels = [...]error{
+var classSentinels = [numClasses]error{
 	ClassUnknown:         ErrUnknown,
 	ClassRateLimited:     ErrRateLimited,
 	ClassQuotaExceeded:   ErrQuotaExceeded,

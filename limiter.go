@@ -1017,9 +1017,10 @@ func (w *limitWaiter) wait(ctx context.Context) error {
 }
 
 // WithLimiter replaces the Client's rate limiter, for example with one
-// shared by several processes. Default: a LocalLimiter configured by each
-// provider's WithLimits and WithModelLimits, which cannot be combined with
-// WithLimiter.
+// shared by several processes (package limiter/redislimit). Default: a
+// LocalLimiter. WithLimits and WithModelLimits configure the default
+// limiter, or a *LocalLimiter given here; with any other Limiter, New
+// rejects them, and limits are set on that Limiter instead.
 func WithLimiter(l Limiter) Option {
 	return func(c *config) error {
 		if l == nil {
@@ -1065,14 +1066,15 @@ func configureLimits(local *LocalLimiter, isLocal bool, name string, pc *provide
 	if !isLocal {
 		return fmt.Errorf("imagegen: provider %q: WithLimits and WithModelLimits configure the built-in limiter; set limits on the Limiter given to WithLimiter instead", name)
 	}
+	// SetLimits's errors name the provider and model already.
 	if pc.limits != nil {
 		if err := local.SetLimits(LimitKey{Provider: name}, *pc.limits); err != nil {
-			return fmt.Errorf("imagegen: provider %q: %w", name, err)
+			return err
 		}
 	}
 	for model, lim := range pc.modelLimits {
 		if err := local.SetLimits(LimitKey{Provider: name, Model: model}, lim); err != nil {
-			return fmt.Errorf("imagegen: provider %q, model %q: %w", name, model, err)
+			return err
 		}
 	}
 	return nil

@@ -187,11 +187,11 @@ func (m *Model) chooseWithinCap(preset Preset, capUSD float64, qualities []strin
 	}
 
 	if cheapest == nil {
-		return Choice{}, fmt.Errorf("imagegen: %s has no cost estimates to compare with a per-image cap of %s; remove the cap or add OutputTokens and prices with Catalog.With: %w",
-			m.Name, costFormatUSD(capUSD), ErrCostUnknown)
+		return Choice{}, fmt.Errorf("%w: %s has no cost estimates to compare with a per-image cap of %s; remove the cap or add OutputTokens and prices with Catalog.With",
+			ErrCostUnknown, m.Name, costFormatUSD(capUSD))
 	}
-	return Choice{}, fmt.Errorf("imagegen: no quality and size of %s fits the per-image cap of %s: the cheapest, quality %s at %s, costs an estimated %s; raise the cap: %w",
-		m.Name, costFormatUSD(capUSD), displayQuality(cheapest.Quality), cheapest.Size, costFormatUSD(cheapest.EstimatedCostPerImage.USD), ErrBudgetExceeded)
+	return Choice{}, fmt.Errorf("%w: no quality and size of %s fits the per-image cap of %s; the cheapest, quality %s at %s, costs an estimated %s, so raise the cap",
+		ErrBudgetExceeded, m.Name, costFormatUSD(capUSD), displayQuality(cheapest.Quality), cheapest.Size, costFormatUSD(cheapest.EstimatedCostPerImage.USD))
 }
 
 // imageCostEstimate returns the estimated output cost of one image.

@@ -177,8 +177,9 @@ type LatencyStats struct {
 	Max   time.Duration
 }
 
-// ClassCounts holds one count per error Class, indexed by Class.
-type ClassCounts [len(classNames)]int64
+// ClassCounts holds one count per error Class, indexed by Class: cc[c] is
+// the count of class c, for every c that Classes returns.
+type ClassCounts [numClasses]int64
 
 // Count returns the count of class c, or 0 for a value outside Classes().
 func (cc ClassCounts) Count(c Class) int64 {

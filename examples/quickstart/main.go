@@ -16,6 +16,8 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/imagegen-go/imagegen"
@@ -32,13 +34,20 @@ func main() {
 
 func run() error {
 	prompt := flag.String("prompt", "a lighthouse at dawn", "text description of the image")
-	out := flag.String("o", "out.png", "output file")
+	out := flag.String("o", "out.png", "output file; its extension (.png, .jpg, .jpeg, .webp) sets the image format")
 	size := flag.String("size", "1024x1024", `image size, "auto" or WIDTHxHEIGHT in pixels`)
 	quality := flag.String("quality", "low", `quality: "low", "medium", "high" or "auto"`)
 	model := flag.String("model", "", "model; empty means the library default, "+imagegen.DefaultModel)
 	timeout := flag.Duration("timeout", 5*time.Minute, "time limit for the whole call")
 	verbose := flag.Bool("v", false, "log retries and fallbacks to standard error")
 	flag.Parse()
+	if flag.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q: pass the prompt with -prompt, quoted", flag.Arg(0))
+	}
+	format, err := formatFor(*out)
+	if err != nil {
+		return err
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
@@ -68,7 +77,7 @@ func run() error {
 		return err
 	}
 
-	res, err := client.Generate(ctx, *prompt, imagegen.GenerateOptions{Model: *model, Size: *size, Quality: *quality})
+	res, err := client.Generate(ctx, *prompt, imagegen.GenerateOptions{Model: *model, Size: *size, Quality: *quality, OutputFormat: format})
 	if err != nil {
 		var e *imagegen.Error
 		if errors.As(err, &e) && e.RequestID != "" {
@@ -81,6 +90,9 @@ func run() error {
 	}
 
 	fmt.Printf("wrote %s (%d bytes, %s)\n", *out, len(res.Images[0].Data), res.Images[0].MediaType)
+	if want := "image/" + format; res.Images[0].MediaType != want {
+		fmt.Printf("note: asked for %s, the service returned %s\n", want, res.Images[0].MediaType)
+	}
 	fmt.Printf("provider %s, model %s, size %s, quality %s\n", res.Provider, res.Model, res.Size, res.Quality)
 	fmt.Printf("latency %s, attempts %d\n", res.Latency.Round(time.Millisecond), res.Attempts)
 	if res.Cost.Known {
@@ -93,4 +105,19 @@ func run() error {
 		fmt.Println("cost unknown")
 	}
 	return nil
+}
+
+// formatFor returns the output format that the file name's extension asks
+// for.
+func formatFor(name string) (string, error) {
+	switch ext := strings.ToLower(filepath.Ext(name)); ext {
+	case ".png":
+		return "png", nil
+	case ".jpg", ".jpeg":
+		return "jpeg", nil
+	case ".webp":
+		return "webp", nil
+	default:
+		return "", fmt.Errorf("unsupported output file extension %q in -o %s: use .png, .jpg, .jpeg or .webp", ext, name)
+	}
 }
