@@ -43,16 +43,17 @@ const (
 	ClassContentRejected
 	// ClassNotFound is an unknown model, deployment or endpoint (HTTP 404).
 	ClassNotFound
-	// ClassServer is a server error or overload (HTTP 5xx, 409) or a reply
-	// that could not be read as the service's answer.
+	// ClassServer is a server error or overload (HTTP 5xx, 409) or a
+	// response that could not be read as the service's.
 	ClassServer
-	// ClassTimeout is an attempt that ran out of time (HTTP 408, 504 or the
-	// Client's per-attempt timeout). The service may have billed it.
+	// ClassTimeout is an attempt that ran out of time: HTTP 408 or 504, the
+	// Client's per-attempt timeout or the caller's deadline. The service may
+	// have billed it.
 	ClassTimeout
 	// ClassNetwork is a connection that failed before the request was sent,
 	// such as a refused connection or a DNS failure. Nothing was billed.
 	ClassNetwork
-	// ClassOutcomeUnknown is a request that was sent but got no answer, such
+	// ClassOutcomeUnknown is a request that was sent but got no response, such
 	// as a connection reset while waiting. The service may have billed it.
 	ClassOutcomeUnknown
 	// ClassCanceled is a call canceled by the caller's context.

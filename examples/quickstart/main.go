@@ -107,8 +107,8 @@ func run() error {
 	return nil
 }
 
-// formatFor returns the output format that the file name's extension asks
-// for.
+// formatFor returns the output format that the file name's extension
+// selects.
 func formatFor(name string) (string, error) {
 	switch ext := strings.ToLower(filepath.Ext(name)); ext {
 	case ".png":
