@@ -41,7 +41,6 @@ type Client struct {
 	dedup        bool
 	dedupTimeout time.Duration
 	flight       flightGroup[*Result]
-	randSource
 }
 
 // providerEntry is one registered provider with its static configuration.

@@ -5,9 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"strings"
-	"sync"
 	"time"
 )
 
@@ -105,26 +103,15 @@ func (c *Client) order(cl *call, cands []candidate) []candidate {
 		}
 	}
 
-	var rnd *rand.Rand
-	if c.strategy == OrderWeightedRandom && c.rnd != nil {
-		c.rndMu.Lock()
-		defer c.rndMu.Unlock()
-		rnd = c.rnd
-	}
-	orderCandidates(c.strategy, keys, c.latency, rnd)
+	// A nil source makes OrderWeightedRandom use math/rand/v2's global
+	// source, which is safe for concurrent use.
+	orderCandidates(c.strategy, keys, c.latency, nil)
 
 	out := make([]candidate, len(cands))
 	for i, k := range keys {
 		out[i] = cands[k.Index]
 	}
 	return out
-}
-
-// randSource is the Client's random source for OrderWeightedRandom when a
-// test injects one; nil means math/rand/v2's global source.
-type randSource struct {
-	rndMu sync.Mutex
-	rnd   *rand.Rand
 }
 
 // admit checks with the candidate's breaker whether an attempt may be sent. It

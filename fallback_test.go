@@ -259,3 +259,43 @@ func TestFallbackSkipsModelThatCannotServe(t *testing.T) {
 		assert.Equal(t, "gpt-image-2", r.Model, "dall-e-3 cannot make a transparent background and is never called")
 	}
 }
+
+func TestOrderWeightedRandomShares(t *testing.T) {
+	heavy := imagegentest.NewFakeProvider("heavy", imagegentest.WithTinyImages(), imagegentest.WithoutRecording())
+	light := imagegentest.NewFakeProvider("light", imagegentest.WithTinyImages(), imagegentest.WithoutRecording())
+	c, err := imagegen.New(
+		imagegen.WithProvider(heavy, imagegen.WithWeight(3)),
+		imagegen.WithProvider(light, imagegen.WithWeight(1)),
+		imagegen.WithStrategy(imagegen.OrderWeightedRandom))
+	require.NoError(t, err)
+
+	const calls = 1000
+	for range calls {
+		_, err := c.Generate(t.Context(), "x", imagegen.GenerateOptions{})
+		require.NoError(t, err)
+	}
+
+	// Expected share 0.75; the standard deviation over 1000 calls is 0.014.
+	assert.InDelta(t, 0.75, float64(heavy.Calls())/calls, 0.05)
+	assert.Equal(t, calls, heavy.Calls()+light.Calls())
+}
+
+func TestOrderLatencyPrefersFaster(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		slow := imagegentest.NewFakeProvider("slow", imagegentest.WithFakeDelay(20*time.Second))
+		fast := imagegentest.NewFakeProvider("fast", imagegentest.WithFakeDelay(2*time.Second))
+		c, err := imagegen.New(imagegen.WithProvider(slow), imagegen.WithProvider(fast),
+			imagegen.WithStrategy(imagegen.OrderLatency))
+		require.NoError(t, err)
+
+		var last string
+		for range 10 {
+			res, err := c.Generate(t.Context(), "x", imagegen.GenerateOptions{})
+			require.NoError(t, err)
+			last = res.Provider
+		}
+
+		assert.Equal(t, "fast", last, "once both are measured, the faster provider goes first")
+		assert.Greater(t, fast.Calls(), slow.Calls())
+	})
+}
