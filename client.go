@@ -40,7 +40,7 @@ type Client struct {
 	cacheOpts    CacheOptions
 	dedup        bool
 	dedupTimeout time.Duration
-	flight       flightGroup[*Result]
+	flight       flightGroup[*flightOutcome]
 }
 
 // providerEntry is one registered provider with its static configuration.
@@ -152,11 +152,13 @@ func New(opts ...Option) (*Client, error) {
 // Generate creates images from prompt.
 //
 // Before any network call it returns a *ValidationError for an invalid
-// option, a *RetiredError for a model that every provider has shut down, or
-// an error matching ErrBudgetExceeded when the call does not fit the budget.
-// When every attempt failed it returns an *AttemptsError. A request split
-// into several calls (see Catalog.MaxImagesPerCall) whose calls partly
-// failed returns the images that succeeded together with a *PartialError.
+// option, a *RetiredError for a model that every provider has shut down, an
+// error matching ErrBudgetExceeded when the call does not fit the budget, or
+// ctx's error when ctx is already done. When every attempt failed it returns
+// an *AttemptsError. When the service returned fewer images than requested,
+// or a request split into several calls (see Catalog.MaxImagesPerCall)
+// partly failed, it returns the images it got together with a
+// *PartialError.
 func (c *Client) Generate(ctx context.Context, prompt string, opts GenerateOptions) (*Result, error) {
 	if c == nil || len(c.providers) == 0 {
 		return nil, ErrNoClient
@@ -264,7 +266,7 @@ func (c *Client) generate(ctx context.Context, cl *call) (*Result, error) {
 }
 
 // execute makes one call: it reserves the budget, then tries the candidates.
-func (c *Client) execute(ctx context.Context, cl *call) (*Result, error) {
+func (c *Client) execute(ctx context.Context, cl *call) (res *Result, err error) {
 	if c.retry.MaxElapsed > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, c.retry.MaxElapsed)
@@ -274,37 +276,51 @@ func (c *Client) execute(ctx context.Context, cl *call) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	var reservation *Reservation
 	if c.budget != nil {
-		reservation, err = c.budget.Reserve(ctx, c.catalog.EstimateCost(&cl.req))
+		reservation, err := c.budget.Reserve(ctx, c.catalog.EstimateCost(&cl.req))
 		if err != nil {
 			return nil, err
 		}
+		// Deferred, so that a panicking provider cannot leave the amount
+		// reserved for good.
+		defer func() { c.settle(cl, reservation, res) }()
 	}
 	c.retryBudget.deposit()
 
-	res, err := c.tryCandidates(ctx, cl, cands)
-	c.settle(cl, reservation, res)
+	res, err = c.tryCandidates(ctx, cl, cands)
+	if err == nil && len(res.Images) < cl.req.N {
+		// The answer was billed: keep its images, and say what is missing.
+		err = &PartialError{Requested: cl.req.N, Returned: len(res.Images),
+			Err: &Error{Provider: res.Provider, Model: res.Model, Class: ClassOutcomeUnknown, RequestID: res.RequestID,
+				Message: fmt.Sprintf("the provider returned %d of %d requested images", len(res.Images), cl.req.N)}}
+	}
 	return res, err
 }
 
 // settle ends the call's budget reservation: with the real cost on success,
 // and counting every attempt that may have been billed.
 func (c *Client) settle(cl *call, r *Reservation, res *Result) {
-	if r == nil {
-		return
-	}
-	if res == nil {
-		if cl.possiblyBilled > 0 {
-			r.SettleFailure(ClassOutcomeUnknown)
-		} else {
+	if cl.possiblyBilled == 0 {
+		if res == nil {
 			r.Release()
+		} else {
+			r.Settle(res.Cost)
 		}
 		return
 	}
-	cost := res.Cost
+
+	cost := Cost{Known: true}
+	if res != nil {
+		cost = res.Cost
+	}
+	estimate := c.catalog.EstimateCost(&cl.req)
 	for range cl.possiblyBilled {
-		cost = cost.Add(c.catalog.EstimateCost(&cl.req))
+		cost = cost.Add(estimate)
+	}
+	if !cost.Known {
+		// Without a price, count the reservation itself as spent.
+		r.SettleFailure(ClassOutcomeUnknown)
+		return
 	}
 	r.Settle(cost)
 }
@@ -428,10 +444,19 @@ func (c *Client) attempt(ctx context.Context, cl *call, cand *candidate, n int) 
 		return nil, e, false
 	}
 
+	// Every ticket goes back to the breaker exactly once: recorded below,
+	// or handed back here when the attempt ends another way, even by a
+	// panic in the provider.
+	recorded := false
+	defer func() {
+		if !recorded {
+			cand.entry.breaker.cancelProbe(ticket)
+		}
+	}()
+
 	key := LimitKey{Provider: name, Model: cand.model}
 	release, start, e := c.waitForLimiter(ctx, key, cl.req.N, now)
 	if e != nil {
-		cand.entry.breaker.cancelProbe(ticket)
 		return nil, e, false
 	}
 	defer release()
@@ -453,14 +478,15 @@ func (c *Client) attempt(ctx context.Context, cl *call, cand *candidate, n int) 
 	cl.attempts++
 
 	if err == nil {
-		err = checkResponse(resp, cl.req.N, name, cand.model)
+		err = checkResponse(resp, name, cand.model)
 	}
 	if err != nil {
 		e := attemptError(ctx, err, name, cand.model, timedOut)
-		if e.StatusCode == 0 && (e.Class.MayHaveBilled() || e.Class == ClassCanceled) {
-			// The request went out and no answer came back.
+		if e.Class.MayHaveBilled() || (e.Class == ClassCanceled && e.StatusCode == 0) {
+			// The request went out and no usable answer came back.
 			cl.possiblyBilled++
 		}
+		recorded = true
 		c.recordBreaker(ctx, cand, ticket, e, end)
 		c.limiter.Observe(key, LimitFeedback{Class: e.Class, RetryAfter: e.RetryAfter, RateLimit: e.RateLimit, Images: cl.req.N})
 		c.onAttemptEnd(ctx, AttemptEndEvent{
@@ -470,6 +496,7 @@ func (c *Client) attempt(ctx context.Context, cl *call, cand *candidate, n int) 
 		return nil, e, true
 	}
 
+	recorded = true
 	c.recordBreaker(ctx, cand, ticket, nil, end)
 	c.limiter.Observe(key, LimitFeedback{Success: true, RateLimit: resp.RateLimit, Images: cl.req.N})
 	if c.strategy == OrderLatency {
@@ -495,6 +522,9 @@ const minLimiterWait = time.Millisecond
 func (c *Client) waitForLimiter(ctx context.Context, key LimitKey, images int, now time.Time) (release func(), end time.Time, e *Error) {
 	release, err := c.limiter.Acquire(ctx, key, images)
 	end = time.Now()
+	if err == nil && release == nil {
+		release = func() {}
+	}
 	wait := end.Sub(now)
 	if err != nil || wait >= minLimiterWait {
 		c.onRateLimitWait(ctx, RateLimitWaitEvent{Provider: key.Provider, Model: key.Model, Wait: wait, Err: err})
@@ -576,14 +606,16 @@ func attemptError(ctx context.Context, err error, name, model string, timedOut b
 	return &cp
 }
 
-// checkResponse rejects a successful response that contains no usable image.
-func checkResponse(resp *provider.Response, n int, name, model string) error {
+// checkResponse rejects a successful response that contains no usable
+// image. The service answered, so it may have billed the request: the
+// failure's outcome is unknown.
+func checkResponse(resp *provider.Response, name, model string) error {
 	if resp == nil || len(resp.Images) == 0 {
-		return &Error{Provider: name, Model: model, Class: ClassServer, Message: "the provider returned no image"}
+		return &Error{Provider: name, Model: model, Class: ClassOutcomeUnknown, Message: "the provider returned no image"}
 	}
 	for i, img := range resp.Images {
 		if len(img.Data) == 0 {
-			return &Error{Provider: name, Model: model, Class: ClassServer, RequestID: resp.RequestID,
+			return &Error{Provider: name, Model: model, Class: ClassOutcomeUnknown, RequestID: resp.RequestID,
 				Message: fmt.Sprintf("the provider returned an empty image at index %d", i)}
 		}
 	}
@@ -634,10 +666,18 @@ func truncatePrompt(p string) string {
 	return string(runes[:maxLoggedPrompt]) + "…"
 }
 
-// classOf returns the class of the last failure in err, ClassUnknown for nil.
+// classOf returns the class of err: ClassUnknown for nil, and canceled or
+// timeout when a context ended the call, whatever its last attempt's class.
 func classOf(err error) Class {
 	if err == nil {
 		return ClassUnknown
+	}
+	var ae *AttemptsError
+	if errors.As(err, &ae) && ae.Context != nil {
+		if errors.Is(ae.Context, context.DeadlineExceeded) {
+			return ClassTimeout
+		}
+		return ClassCanceled
 	}
 	return classify(err)
 }

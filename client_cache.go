@@ -85,12 +85,12 @@ func (c *Client) generateShared(ctx context.Context, cl *call) (*Result, error) 
 	}
 
 	if useCache && cl.cachePolicy.readsCache() {
-		if res := c.cacheGet(ctx, key); res != nil {
+		if res := c.cacheGet(ctx, key, cl.choice); res != nil {
 			return res, nil
 		}
 	}
 
-	generate := func(ctx context.Context) (*Result, error) {
+	generate := func(ctx context.Context, cl *call) (*Result, error) {
 		res, err := c.generate(ctx, cl)
 		if err == nil && useCache && cl.cachePolicy.writesCache() {
 			c.cacheSet(ctx, key, cl, res)
@@ -98,27 +98,43 @@ func (c *Client) generateShared(ctx context.Context, cl *call) (*Result, error) 
 		return res, err
 	}
 	if !c.dedup {
-		return generate(ctx)
+		return generate(ctx, cl)
 	}
 
-	res, shared, err := c.flight.Do(ctx, key, c.dedupTimeout, generate)
-	if res == nil {
+	// The shared call may outlive this caller, so it runs on its own copy of
+	// the call and hands back where it ended with its result.
+	shared := *cl
+	out, joined, err := c.flight.Do(ctx, key, c.dedupTimeout, func(ctx context.Context) (*flightOutcome, error) {
+		res, err := generate(ctx, &shared)
+		return &flightOutcome{res: res, provider: shared.lastProvider, model: shared.lastModel}, err
+	})
+	if out == nil || out.res == nil {
 		return nil, err
 	}
+	if !joined {
+		cl.lastProvider, cl.lastModel = out.provider, out.model
+	}
+
 	// Every caller, the one that started the call too, gets its own Result
-	// to set Latency on; the images stay shared and read-only.
-	cp := *res
-	cp.Images = slices.Clone(res.Images)
-	cp.Warnings = slices.Clone(res.Warnings)
-	if shared {
+	// to set Latency on. The image bytes stay shared and read-only.
+	cp := *out.res
+	cp.Images = slices.Clone(out.res.Images)
+	cp.Warnings = slices.Clone(out.res.Warnings)
+	if joined {
 		cp.Shared, cp.Attempts, cp.Cost = true, 0, Cost{Known: true}
 	}
 	return &cp, err
 }
 
+// flightOutcome is the result of a shared call and where it ended.
+type flightOutcome struct {
+	res             *Result
+	provider, model string
+}
+
 // cacheGet returns the cached result under key, or nil on a miss or a cache
 // error.
-func (c *Client) cacheGet(ctx context.Context, key string) *Result {
+func (c *Client) cacheGet(ctx context.Context, key string, choice *Choice) *Result {
 	data, err := c.cache.Get(ctx, key)
 	if err == nil {
 		var entry *cacheEntry
@@ -136,6 +152,7 @@ func (c *Client) cacheGet(ctx context.Context, key string) *Result {
 				RequestID: resp.RequestID,
 				Cost:      Cost{Known: true}, // A cached image costs nothing.
 				Cached:    true,
+				Choice:    choice,
 			}
 		}
 	}

@@ -43,8 +43,7 @@ const (
 	ClassContentRejected
 	// ClassNotFound is an unknown model, deployment or endpoint (HTTP 404).
 	ClassNotFound
-	// ClassServer is a server error or overload (HTTP 5xx, 409) or a
-	// response that could not be read as the service's.
+	// ClassServer is a server error or overload (HTTP 5xx, 409).
 	ClassServer
 	// ClassTimeout is an attempt that ran out of time: HTTP 408 or 504, the
 	// Client's per-attempt timeout or the caller's deadline. The service may
@@ -53,8 +52,9 @@ const (
 	// ClassNetwork is a connection that failed before the request was sent,
 	// such as a refused connection or a DNS failure. Nothing was billed.
 	ClassNetwork
-	// ClassOutcomeUnknown is a request that was sent but got no response, such
-	// as a connection reset while waiting. The service may have billed it.
+	// ClassOutcomeUnknown is a request that was sent but got no usable
+	// response, such as a connection reset while waiting or a 2xx response
+	// without a readable image. The service may have billed it.
 	ClassOutcomeUnknown
 	// ClassCanceled is a call canceled by the caller's context.
 	ClassCanceled
@@ -183,7 +183,9 @@ type Error struct {
 	// request, from Retry-After or a similar header; 0 when it did not ask.
 	RetryAfter time.Duration
 	// ShouldRetry is the service's x-should-retry header: nil when absent.
-	// It overrides the class's retry policy on the same provider.
+	// False stops retries of a retryable class on the same provider; true
+	// makes an unclassified failure retryable. It never makes the Client
+	// retry a quota, entitlement, authentication or not-found failure.
 	ShouldRetry *bool
 	// RateLimit is the quota state from the response's rate-limit headers.
 	RateLimit provider.RateLimit
@@ -529,7 +531,9 @@ type AttemptsError struct {
 	// request: an open circuit breaker (errors.Is ErrBreakerOpen) or a
 	// rate-limit wait that would pass the context's deadline.
 	Skipped []*Error
-	// Context is the caller's context error when it ended the call, else nil.
+	// Context is the error of the context that ended the call: the caller's,
+	// or the deadline of RetryPolicy.MaxElapsed or of a deduplicated call.
+	// It is nil when the attempts ended the call.
 	Context error
 }
 

@@ -130,7 +130,8 @@ type DoneEvent struct {
 	// before routing, or a call that open breakers or rate limiters held back.
 	Provider string
 	Model    string
-	// Result is nil when the call failed.
+	// Result is nil when the call failed without any image. A partial
+	// result comes with a *PartialError in Err.
 	Result *Result
 	// Err is nil on success. Class is its class.
 	Err   error

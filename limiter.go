@@ -22,7 +22,11 @@ import (
 type Limiter interface {
 	// Acquire blocks until a request for images images may be sent under
 	// key, or returns an error. The caller must call release once the
-	// request finishes, successful or not, to free its in-flight slot.
+	// request finishes, successful or not, to free its in-flight slot; a
+	// nil release is allowed and means there is nothing to free. The Client
+	// classifies errors like a provider's: return an *Error of class
+	// ClassRateLimited, with RetryAfter, when the wait would pass ctx's
+	// deadline, and an error wrapping ctx.Err() when ctx ends.
 	Acquire(ctx context.Context, key LimitKey, images int) (release func(), err error)
 
 	// Observe feeds back what the provider reported after a call, on

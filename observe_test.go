@@ -792,7 +792,7 @@ func TestObserveNoKeyInLogsOrErrors(t *testing.T) {
 		{"key in html error page", []imagegentest.Option{imagegentest.WithHandler(answer(htmlWithKey))}, false, imagegen.ClassServer},
 		{"key in unreadable 200 body", []imagegentest.Option{imagegentest.WithHandler(answer(imagegentest.Response{
 			Status: http.StatusOK, Body: `{"data":"` + apiKey + `"}`,
-		}))}, false, imagegen.ClassServer},
+		}))}, false, imagegen.ClassOutcomeUnknown},
 		{"connection dropped", []imagegentest.Option{imagegentest.WithHandler(answer(imagegentest.DropConnection()))}, false, imagegen.ClassOutcomeUnknown},
 		{"connection refused", nil, true, imagegen.ClassNetwork},
 		{"attempt timeout", []imagegentest.Option{imagegentest.WithHandler(answer(imagegentest.Timeout(time.Minute)))}, false, imagegen.ClassTimeout},

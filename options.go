@@ -425,6 +425,9 @@ func (c *Client) prepare(cl *call, prompt string, opts *GenerateOptions) error {
 	}
 	cl.req = opts.request(prompt, model)
 	cl.cachePolicy, cl.cacheTTL, cl.cacheNamespace = opts.Cache, opts.CacheTTL, opts.CacheNamespace
+	if opts.MaxCostPerImage < 0 {
+		return &ValidationError{Field: "max_cost_per_image", Value: fmt.Sprint(opts.MaxCostPerImage), Reason: "must be positive, in US dollars"}
+	}
 	switch {
 	case opts.Cache < CacheUse || opts.Cache > CacheReadOnly:
 		return &ValidationError{Field: "cache", Value: opts.Cache.String(), Reason: "use CacheUse, CacheBypass, CacheRefresh or CacheReadOnly"}
@@ -437,9 +440,6 @@ func (c *Client) prepare(cl *call, prompt string, opts *GenerateOptions) error {
 	if opts.Size != "" || opts.Quality != "" {
 		return &ValidationError{Field: "preset", Value: string(opts.Preset),
 			Reason: "Preset, AspectRatio and MaxCostPerImage pick Size and Quality: leave Size and Quality empty, or drop them"}
-	}
-	if opts.MaxCostPerImage < 0 {
-		return &ValidationError{Field: "max_cost_per_image", Value: fmt.Sprint(opts.MaxCostPerImage), Reason: "must be positive, in US dollars"}
 	}
 	choice, err := c.catalog.Select(model, Selection{Preset: opts.Preset, AspectRatio: opts.AspectRatio, MaxCostPerImage: opts.MaxCostPerImage})
 	if err != nil {

@@ -8,8 +8,9 @@ import (
 
 // Result is the outcome of a successful Generate or Edit call.
 type Result struct {
-	// Images are the generated images, decoded to bytes. When Cached is true
-	// they may share memory with the cache: treat them as read-only.
+	// Images are the generated images, decoded to bytes. With a cache or
+	// deduplication configured, the bytes may be shared with the cache and
+	// with other callers: treat them as read-only, and copy before changing.
 	Images []provider.Image
 
 	// Provider and Model name the provider and model that produced the

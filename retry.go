@@ -30,19 +30,21 @@ func (p *RetryPolicy) nextStep(e *Error) step {
 		}
 	}
 
-	if e.ShouldRetry != nil {
-		if *e.ShouldRetry {
-			return stepRetry
-		}
-		return stepNext
-	}
-
 	switch e.Class {
 	case ClassRateLimited, ClassServer, ClassTimeout, ClassNetwork, ClassOutcomeUnknown:
+		// The service's x-should-retry: false overrides the class.
+		if e.ShouldRetry != nil && !*e.ShouldRetry {
+			return stepNext
+		}
 		return stepRetry
+	case ClassUnknown:
+		// x-should-retry: true makes an unclassified failure retryable.
+		if e.ShouldRetry != nil && *e.ShouldRetry {
+			return stepRetry
+		}
 	}
 	// Quota, entitlement, authentication, not found and unknown failures
-	// would fail again on the same provider.
+	// would fail again on the same provider, whatever x-should-retry says.
 	return stepNext
 }
 

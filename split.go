@@ -17,15 +17,29 @@ func (c *Client) executeSplit(ctx context.Context, parent *call, counts []int) (
 	results := make([]*Result, len(counts))
 	errs := make([]error, len(counts))
 
+	subs := make([]*call, len(counts))
 	var wg sync.WaitGroup
 	for i, n := range counts {
 		sub := &call{req: parent.req, explicitModel: parent.explicitModel, choice: parent.choice}
 		sub.req.N = n
+		if parent.edit != nil {
+			edit := *parent.edit
+			edit.Request = sub.req
+			sub.edit = &edit
+		}
+		subs[i] = sub
 		wg.Go(func() {
 			results[i], errs[i] = c.execute(ctx, sub)
 		})
 	}
 	wg.Wait()
+
+	// The call ends where its last sub-call that sent a request ended.
+	for _, sub := range subs {
+		if sub.lastProvider != "" {
+			parent.lastProvider, parent.lastModel = sub.lastProvider, sub.lastModel
+		}
+	}
 
 	res, err := joinResults(parent.req.N, results, errs)
 	if res != nil {
@@ -80,14 +94,33 @@ func joinResults(requested int, results []*Result, errs []error) (*Result, error
 	}
 
 	if joined == nil {
-		if len(failures) == 1 {
-			return nil, failures[0]
-		}
-		return nil, errors.Join(failures...)
+		return nil, joinFailures(failures)
 	}
 	joined.RequestID = strings.Join(ids, ",")
 	if len(failures) > 0 {
 		return joined, &PartialError{Requested: requested, Returned: len(joined.Images), Err: errors.Join(failures...)}
 	}
 	return joined, nil
+}
+
+// joinFailures returns the error of a split request whose calls all failed:
+// one *AttemptsError holding every call's attempts when each failure is
+// one, the failure itself when there is one, else their errors.Join.
+func joinFailures(failures []error) error {
+	if len(failures) == 1 {
+		return failures[0]
+	}
+	merged := &AttemptsError{}
+	for _, err := range failures {
+		ae, ok := err.(*AttemptsError)
+		if !ok {
+			return errors.Join(failures...)
+		}
+		merged.Errors = append(merged.Errors, ae.Errors...)
+		merged.Skipped = append(merged.Skipped, ae.Skipped...)
+		if merged.Context == nil {
+			merged.Context = ae.Context
+		}
+	}
+	return merged
 }

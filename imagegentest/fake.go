@@ -422,7 +422,8 @@ func FakeError(status int, typ, code, message string, header http.Header) error 
 //     and Error, or the body's error JSON; a body that is not error JSON,
 //     such as HTMLProxyError's, gives the status text as message.
 //   - A 2xx response with a Body, such as EmptyData or BadBase64, becomes an
-//     error of class ClassServer, because the body holds no usable image.
+//     error of class ClassOutcomeUnknown, as provider/openai reports it: the
+//     body holds no usable image, but the service may have billed the call.
 //   - Anything else is a normal success.
 func FakeResultFrom(r Response) FakeResult {
 	out := FakeResult{Delay: r.Delay}
@@ -453,7 +454,7 @@ func FakeResultFrom(r Response) FakeResult {
 	case status != 0:
 		out.Err = &imagegen.Error{
 			StatusCode: status,
-			Class:      imagegen.ClassServer,
+			Class:      imagegen.ClassOutcomeUnknown,
 			Message:    "the response contains no usable image",
 		}
 	}

@@ -332,8 +332,8 @@ func TestFakeResultFrom(t *testing.T) {
 		{"overloaded", imagegentest.Overloaded(), imagegen.ClassServer, 503, "", 0},
 		{"html proxy", imagegentest.HTMLProxyError(502), imagegen.ClassServer, 502, "", 0},
 		{"raw json body", imagegentest.Response{Status: 429, Body: `{"error":{"message":"slow down","type":"requests","code":"rate_limit_exceeded"}}`}, imagegen.ClassRateLimited, 429, "rate_limit_exceeded", 0},
-		{"empty data", imagegentest.EmptyData(), imagegen.ClassServer, 200, "", 0},
-		{"bad base64", imagegentest.BadBase64(), imagegen.ClassServer, 200, "", 0},
+		{"empty data", imagegentest.EmptyData(), imagegen.ClassOutcomeUnknown, 200, "", 0},
+		{"bad base64", imagegentest.BadBase64(), imagegen.ClassOutcomeUnknown, 200, "", 0},
 		{"drop", imagegentest.DropConnection(), imagegen.ClassOutcomeUnknown, 0, "", 0},
 	}
 	for _, tt := range tests {

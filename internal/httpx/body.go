@@ -39,9 +39,9 @@ func ReadLimited(body io.Reader, limit, sizeHint int64) ([]byte, error) {
 }
 
 // Download fetches an http or https URL with client, within timeout and
-// maxBytes, and returns the body and its declared media type. It sends no
-// credentials: image URLs come from a service's output and may point
-// anywhere.
+// maxBytes, and returns the body and its declared media type. It adds no
+// credentials, and client must add none either: image URLs come from a
+// service's output and may point anywhere.
 func Download(ctx context.Context, client *http.Client, rawURL string, maxBytes int64, timeout time.Duration) (data []byte, mediaType string, err error) {
 	u, err := url.Parse(rawURL)
 	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {

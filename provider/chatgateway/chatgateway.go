@@ -31,15 +31,16 @@
 //     markdown image;
 //   - bare http or https URLs in the text, when it has neither.
 //
-// Data URLs are decoded and URLs are downloaded with Options.HTTPClient,
+// Data URLs are decoded and URLs are downloaded with Options.DownloadClient,
 // without the API key or Options.Header, within MaxImageBytes and
 // DownloadTimeout. Only http and https URLs are downloaded. A 2xx response
-// without a usable image is an *imagegen.Error of class ClassServer, or
+// without a usable image is an *imagegen.Error of class
+// ClassOutcomeUnknown, because the gateway may have billed it, or
 // ClassContentRejected when the model refused.
 //
 // Image URLs come from the model's output, which a prompt can influence. When
-// prompts come from untrusted users, give Options.HTTPClient a transport
-// that only reaches the hosts that the gateway serves images from.
+// prompts come from untrusted users, give Options.DownloadClient a
+// transport that only reaches the hosts that the gateway serves images from.
 package chatgateway
 
 import (
@@ -118,6 +119,12 @@ type Options struct {
 	// DefaultDownloadTimeout.
 	DownloadTimeout time.Duration
 
+	// DownloadClient fetches images that the service returns as URLs.
+	// Default: a new http.Client, not HTTPClient, so that credentials that
+	// HTTPClient's transport adds never reach the hosts those URLs name.
+	// Set it to reach image hosts through a proxy.
+	DownloadClient *http.Client
+
 	// RequestOptions are extra openai-go options applied after the ones
 	// above. The SDK's retries stay off, because the imagegen Client owns
 	// retrying.
@@ -132,6 +139,7 @@ type Provider struct {
 	extraFields     map[string]any
 	noPromptHints   bool
 	httpClient      *http.Client
+	downloadClient  *http.Client
 	maxImageBytes   int64
 	downloadTimeout time.Duration
 	completions     openai.ChatCompletionService
@@ -149,6 +157,7 @@ func New(opts Options) (*Provider, error) {
 		model:           opts.Model,
 		noPromptHints:   opts.NoPromptHints,
 		httpClient:      opts.HTTPClient,
+		downloadClient:  opts.DownloadClient,
 		maxImageBytes:   opts.MaxImageBytes,
 		downloadTimeout: opts.DownloadTimeout,
 	}
@@ -157,6 +166,9 @@ func New(opts Options) (*Provider, error) {
 	}
 	if p.httpClient == nil {
 		p.httpClient = &http.Client{}
+	}
+	if p.downloadClient == nil {
+		p.downloadClient = &http.Client{}
 	}
 	if p.maxImageBytes < 0 {
 		return nil, fmt.Errorf("imagegen/chatgateway: invalid MaxImageBytes %d: must be positive, or 0 for the default %d", opts.MaxImageBytes, DefaultMaxImageBytes)

@@ -415,19 +415,19 @@ func TestGenerateWithoutImageFails(t *testing.T) {
 		{
 			name:    "text only",
 			body:    `{"choices":[{"index":0,"message":{"role":"assistant","content":"I made a lovely picture for you!"}}]}`,
-			class:   imagegen.ClassServer,
+			class:   imagegen.ClassOutcomeUnknown,
 			message: "the assistant message contains no image (32 characters of text",
 		},
 		{
 			name:    "null content",
 			body:    `{"choices":[{"index":0,"message":{"role":"assistant","content":null}}]}`,
-			class:   imagegen.ClassServer,
+			class:   imagegen.ClassOutcomeUnknown,
 			message: "contains no image",
 		},
 		{
 			name:    "no choices",
 			body:    `{"choices":[]}`,
-			class:   imagegen.ClassServer,
+			class:   imagegen.ClassOutcomeUnknown,
 			message: "no choices",
 		},
 		{
@@ -445,13 +445,13 @@ func TestGenerateWithoutImageFails(t *testing.T) {
 		{
 			name:    "invalid JSON",
 			body:    `{"choices":[`,
-			class:   imagegen.ClassServer,
+			class:   imagegen.ClassOutcomeUnknown,
 			message: "response is not a valid chat completion",
 		},
 		{
 			name:    "content of wrong type",
 			body:    `{"choices":[{"index":0,"message":{"role":"assistant","content":42}}]}`,
-			class:   imagegen.ClassServer,
+			class:   imagegen.ClassOutcomeUnknown,
 			message: "neither a string nor an array",
 		},
 	}
@@ -480,7 +480,7 @@ func TestGenerateNonJSONAnswer(t *testing.T) {
 	p := newTestProvider(t, g, Options{})
 
 	_, err := p.Generate(t.Context(), &provider.Request{Prompt: "x", Model: "m"})
-	e := requireImagegenError(t, err, imagegen.ClassServer)
+	e := requireImagegenError(t, err, imagegen.ClassOutcomeUnknown)
 	assert.Contains(t, e.Message, "text/html instead of JSON")
 }
 
@@ -508,7 +508,7 @@ func TestGenerateBadImageReferences(t *testing.T) {
 			g.replyMessage(`{"role":"assistant","content":` + jsonString(tt.content) + `}`)
 			p := newTestProvider(t, g, tt.opts)
 			_, err := p.Generate(t.Context(), &provider.Request{Prompt: "x", Model: "m"})
-			e := requireImagegenError(t, err, imagegen.ClassServer)
+			e := requireImagegenError(t, err, imagegen.ClassOutcomeUnknown)
 			assert.Contains(t, e.Message, tt.message)
 		})
 	}
@@ -517,7 +517,7 @@ func TestGenerateBadImageReferences(t *testing.T) {
 		g.replyMessage(`{"role":"assistant","content":[{"type":"image_url","image_url":{"url":"file:///etc/passwd"}}]}`)
 		p := newTestProvider(t, g, Options{})
 		_, err := p.Generate(t.Context(), &provider.Request{Prompt: "x", Model: "m"})
-		e := requireImagegenError(t, err, imagegen.ClassServer)
+		e := requireImagegenError(t, err, imagegen.ClassOutcomeUnknown)
 		assert.Contains(t, e.Message, `scheme "file" rejected`)
 	})
 }
@@ -682,13 +682,14 @@ func TestGenerateDownloadTimeout(t *testing.T) {
 			BaseURL:         "https://gateway.example/v1",
 			APIKey:          "k",
 			HTTPClient:      &http.Client{Transport: transport},
+			DownloadClient:  &http.Client{Transport: transport},
 			DownloadTimeout: 5 * time.Second,
 		})
 		require.NoError(t, err)
 
 		start := time.Now()
 		_, err = p.Generate(t.Context(), &provider.Request{Prompt: "x", Model: "m"})
-		e := requireImagegenError(t, err, imagegen.ClassServer)
+		e := requireImagegenError(t, err, imagegen.ClassOutcomeUnknown)
 		assert.Contains(t, e.Message, "downloading the image failed")
 		assert.ErrorIs(t, err, context.DeadlineExceeded)
 		assert.Equal(t, 5*time.Second, time.Since(start))

@@ -84,7 +84,7 @@ func (p *Provider) decodeResponse(ctx context.Context, raw *http.Response, model
 
 	mediaType, _, _ := mime.ParseMediaType(raw.Header.Get("Content-Type"))
 	if mediaType != "" && mediaType != "application/json" {
-		return nil, fail(imagegen.ClassServer, "the gateway returned "+mediaType+" instead of JSON; check BaseURL", nil)
+		return nil, fail(imagegen.ClassOutcomeUnknown, "the gateway returned "+mediaType+" instead of JSON; check BaseURL", nil)
 	}
 
 	body, err := httpx.ReadLimited(raw.Body, p.bodyLimit(n), raw.ContentLength)
@@ -93,14 +93,14 @@ func (p *Provider) decodeResponse(ctx context.Context, raw *http.Response, model
 			return nil, imagegen.NewTransportError(p.name, model, fmt.Errorf("%w: %w", ctx.Err(), err), true)
 		}
 		if errors.Is(err, errTooLarge) {
-			return nil, fail(imagegen.ClassServer, "the chat completion is too large: "+err.Error(), err)
+			return nil, fail(imagegen.ClassOutcomeUnknown, "the chat completion is too large: "+err.Error(), err)
 		}
 		return nil, imagegen.NewTransportError(p.name, model, err, true)
 	}
 
 	var cr chatResponse
 	if err := json.Unmarshal(body, &cr); err != nil {
-		return nil, fail(imagegen.ClassServer, "the gateway's response is not a valid chat completion: "+err.Error(), err)
+		return nil, fail(imagegen.ClassOutcomeUnknown, "the gateway's response is not a valid chat completion: "+err.Error(), err)
 	}
 
 	var refs []string
@@ -109,7 +109,7 @@ func (p *Provider) decodeResponse(ctx context.Context, raw *http.Response, model
 	for i, choice := range cr.Choices {
 		found, text, err := messageImageRefs(choice.Message)
 		if err != nil {
-			return nil, fail(imagegen.ClassServer, fmt.Sprintf("choice %d: %v", i, err), err)
+			return nil, fail(imagegen.ClassOutcomeUnknown, fmt.Sprintf("choice %d: %v", i, err), err)
 		}
 		refs = appendUnique(refs, found...)
 		textLen += text
@@ -122,9 +122,9 @@ func (p *Provider) decodeResponse(ctx context.Context, raw *http.Response, model
 		case refusal > 0 || contentFiltered:
 			return nil, fail(imagegen.ClassContentRejected, "the model refused to generate the image", nil)
 		case len(cr.Choices) == 0:
-			return nil, fail(imagegen.ClassServer, "the chat completion has no choices", nil)
+			return nil, fail(imagegen.ClassOutcomeUnknown, "the chat completion has no choices", nil)
 		}
-		return nil, fail(imagegen.ClassServer, fmt.Sprintf(
+		return nil, fail(imagegen.ClassOutcomeUnknown, fmt.Sprintf(
 			"the assistant message contains no image (%d characters of text and no data URL, markdown image, image URL or image_url part)", textLen), nil)
 	}
 
@@ -146,7 +146,7 @@ func (p *Provider) decodeResponse(ctx context.Context, raw *http.Response, model
 			if ctx.Err() != nil {
 				return nil, imagegen.NewTransportError(p.name, model, fmt.Errorf("%w: %w", ctx.Err(), err), true)
 			}
-			return nil, fail(imagegen.ClassServer, fmt.Sprintf("image %d: %v", i, err), err)
+			return nil, fail(imagegen.ClassOutcomeUnknown, fmt.Sprintf("image %d: %v", i, err), err)
 		}
 		resp.Images = append(resp.Images, img)
 	}

@@ -70,7 +70,7 @@ func (p *Provider) decodeDataURL(ref string) (provider.Image, error) {
 // download fetches an image URL with the provider's HTTP client, without
 // the API key or extra headers, within DownloadTimeout and MaxImageBytes.
 func (p *Provider) download(ctx context.Context, ref string) (provider.Image, error) {
-	data, declared, err := httpx.Download(ctx, p.httpClient, ref, p.maxImageBytes, p.downloadTimeout)
+	data, declared, err := httpx.Download(ctx, p.downloadClient, ref, p.maxImageBytes, p.downloadTimeout)
 	if err != nil {
 		return provider.Image{}, fmt.Errorf("%w (MaxImageBytes %d)", err, p.maxImageBytes)
 	}

@@ -70,15 +70,17 @@ func (b *base64Image) UnmarshalJSON(data []byte) error {
 	return nil
 }
 
-// decodeResponse reads a 2xx answer. An answer without a usable image is an
-// error, never a success.
+// decodeResponse reads a 2xx response. A response without a usable image is
+// an error, never a success. Its class is ClassOutcomeUnknown, because the
+// service answered with success and may have billed the request: the
+// Client's RetryPolicy.OutcomeUnknown decides whether to send it again.
 func (p *Provider) decodeResponse(ctx context.Context, raw *http.Response, model string) (*provider.Response, error) {
 	fail := func(msg string, cause error) error {
 		return &imagegen.Error{
 			Provider:   p.name,
 			Model:      model,
 			StatusCode: raw.StatusCode,
-			Class:      imagegen.ClassServer,
+			Class:      imagegen.ClassOutcomeUnknown,
 			Message:    msg,
 			RequestID:  raw.Header.Get("X-Request-Id"),
 			Err:        cause,
@@ -162,6 +164,6 @@ func (p *Provider) bodyLimit() int64 {
 // download fetches an image that the service returned as a URL, with the
 // provider's HTTP client, a size cap and a timeout.
 func (p *Provider) download(ctx context.Context, rawURL string) ([]byte, error) {
-	data, _, err := httpx.Download(ctx, p.httpClient, rawURL, p.maxImageBytes, p.downloadTimeout)
+	data, _, err := httpx.Download(ctx, p.downloadClient, rawURL, p.maxImageBytes, p.downloadTimeout)
 	return data, err
 }

@@ -75,6 +75,12 @@ type Options struct {
 	// returned as a URL. Default DefaultDownloadTimeout.
 	DownloadTimeout time.Duration
 
+	// DownloadClient fetches images that the service returns as URLs.
+	// Default: a new http.Client, not HTTPClient, so that credentials that
+	// HTTPClient's transport adds never reach the hosts those URLs name.
+	// Set it to reach image hosts through a proxy.
+	DownloadClient *http.Client
+
 	// RequestOptions are extra openai-go options applied after the ones
 	// above, for example to reach Azure OpenAI. The SDK's retries stay off.
 	RequestOptions []option.RequestOption
@@ -92,6 +98,7 @@ type Provider struct {
 	official        bool
 	secrets         []string // removed from error messages
 	httpClient      *http.Client
+	downloadClient  *http.Client
 	maxImageBytes   int64
 	downloadTimeout time.Duration
 	images          openai.ImageService
@@ -109,6 +116,7 @@ func New(opts Options) (*Provider, error) {
 		name:            opts.Name,
 		model:           opts.Model,
 		httpClient:      opts.HTTPClient,
+		downloadClient:  opts.DownloadClient,
 		maxImageBytes:   opts.MaxImageBytes,
 		downloadTimeout: opts.DownloadTimeout,
 	}
@@ -120,6 +128,9 @@ func New(opts Options) (*Provider, error) {
 	}
 	if p.httpClient == nil {
 		p.httpClient = &http.Client{}
+	}
+	if p.downloadClient == nil {
+		p.downloadClient = &http.Client{}
 	}
 	if p.maxImageBytes == 0 {
 		p.maxImageBytes = DefaultMaxImageBytes

@@ -8,6 +8,7 @@ import (
 	_ "image/jpeg"
 	_ "image/png"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -217,9 +218,9 @@ func TestBadAnswers(t *testing.T) {
 		text   string
 	}{
 		{"html from a proxy", imagegentest.HTMLProxyError(502), imagegen.ClassServer, "without an OpenAI error body"},
-		{"html 200", imagegentest.Response{Status: 200, Header: http.Header{"Content-Type": {"text/html"}}, Body: "<html>login</html>"}, imagegen.ClassServer, "text/html"},
-		{"empty data", imagegentest.EmptyData(), imagegen.ClassServer, "without any image"},
-		{"bad base64", imagegentest.BadBase64(), imagegen.ClassServer, "base64"},
+		{"html 200", imagegentest.Response{Status: 200, Header: http.Header{"Content-Type": {"text/html"}}, Body: "<html>login</html>"}, imagegen.ClassOutcomeUnknown, "text/html"},
+		{"empty data", imagegentest.EmptyData(), imagegen.ClassOutcomeUnknown, "without any image"},
+		{"bad base64", imagegentest.BadBase64(), imagegen.ClassOutcomeUnknown, "base64"},
 		{"dropped connection", imagegentest.DropConnection(), imagegen.ClassOutcomeUnknown, ""},
 	}
 	for _, tt := range tests {
@@ -307,4 +308,36 @@ func TestProviderHonoursCancel(t *testing.T) {
 	require.True(t, errors.As(err, &e))
 	assert.Equal(t, imagegen.ClassTimeout, e.Class)
 	assert.ErrorIs(t, err, context.DeadlineExceeded)
+}
+
+// bearerTransport adds a credential to every request, as a custom
+// HTTPClient may do for a gateway.
+type bearerTransport struct{}
+
+func (bearerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.Header.Set("Authorization", "Bearer transport-secret")
+	return http.DefaultTransport.RoundTrip(r)
+}
+
+func TestDownloadsCarryNoCredentials(t *testing.T) {
+	var imageAuth string
+	images := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		imageAuth = r.Header.Get("Authorization")
+		_, _ = w.Write(imagegentest.TinyPNG())
+	}))
+	t.Cleanup(images.Close)
+	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"created":1,"data":[{"url":"` + images.URL + `/image.png"}]}`))
+	}))
+	t.Cleanup(api.Close)
+	p, err := openai.New(openai.Options{BaseURL: api.URL + "/v1", HTTPClient: &http.Client{Transport: bearerTransport{}}})
+	require.NoError(t, err)
+
+	resp, err := p.Generate(t.Context(), &provider.Request{Prompt: "x"})
+
+	require.NoError(t, err)
+	assert.Len(t, resp.Images, 1)
+	assert.Empty(t, imageAuth, "the image host gets no credential from HTTPClient")
 }
