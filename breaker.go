@@ -229,6 +229,11 @@ type breakerTicket struct {
 	generation uint64
 	// probe reports whether the call is a half-open probe.
 	probe bool
+	// probeEpoch is the breaker's probe epoch when a probe ticket was
+	// issued. Reclaiming lost probes starts a new epoch, and the late reports
+	// of the lost probes are then ignored, so no more than HalfOpenProbes
+	// probes ever run at once.
+	probeEpoch uint64
 }
 
 // breakerBucket counts the outcomes of one slot of the rolling window.
@@ -266,6 +271,8 @@ type circuitBreaker struct {
 	probeSuccesses int
 	// lastProbeStart is when the newest probe ticket was issued.
 	lastProbeStart time.Time
+	// probeEpoch counts the times lost probes were reclaimed.
+	probeEpoch uint64
 }
 
 // newCircuitBreaker returns a closed breaker for the named provider. The
@@ -303,13 +310,14 @@ func (b *circuitBreaker) allow(now time.Time) (breakerTicket, *BreakerEvent, err
 	// to be lost, and their slots are given to new probes.
 	if b.probes >= b.settings.HalfOpenProbes && now.Sub(b.lastProbeStart) >= b.settings.ProbeTimeout {
 		b.probes = 0
+		b.probeEpoch++
 	}
 	if b.probes >= b.settings.HalfOpenProbes {
 		return breakerTicket{}, change, &BreakerOpenError{Provider: b.provider, State: BreakerHalfOpen, Cause: b.openCause}
 	}
 	b.probes++
 	b.lastProbeStart = now
-	return breakerTicket{generation: b.generation, probe: true}, change, nil
+	return breakerTicket{generation: b.generation, probe: true, probeEpoch: b.probeEpoch}, change, nil
 }
 
 // record reports the outcome of a call that allow let through: err is nil
@@ -319,7 +327,7 @@ func (b *circuitBreaker) record(t breakerTicket, err error, class Class, now tim
 	b.mu.Lock()
 	defer b.mu.Unlock()
 
-	if t.generation != b.generation {
+	if t.generation != b.generation || (t.probe && t.probeEpoch != b.probeEpoch) {
 		return nil
 	}
 
@@ -380,7 +388,7 @@ func (b *circuitBreaker) cancelProbe(t breakerTicket) {
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if t.generation == b.generation && b.state == BreakerHalfOpen && b.probes > 0 {
+	if t.generation == b.generation && t.probeEpoch == b.probeEpoch && b.state == BreakerHalfOpen && b.probes > 0 {
 		b.probes--
 	}
 }

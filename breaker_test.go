@@ -353,14 +353,18 @@ func TestBreakerProbeSlotNotWedged(t *testing.T) {
 		require.NoError(t, err)
 		assert.True(t, next.probe)
 
-		// The lost probe's late report frees one slot. Handing the same
-		// ticket back again must not push the count below zero.
-		b.record(lost, &Error{Class: ClassCanceled}, ClassCanceled, probeAt.Add(time.Minute))
+		// The lost probe's late report is ignored: its slot went to the
+		// new probe, and no more than one probe may run at once.
+		assert.Nil(t, b.record(lost, nil, ClassUnknown, probeAt.Add(time.Minute)))
 		b.cancelProbe(lost)
 		_, _, err = b.allow(probeAt.Add(time.Minute))
-		require.NoError(t, err, "slot freed by the late report")
-		_, _, err = b.allow(probeAt.Add(time.Minute))
-		require.ErrorIs(t, err, ErrBreakerOpen, "probe count never goes below zero")
+		require.ErrorIs(t, err, ErrBreakerOpen, "the new probe still holds the only slot")
+		assert.Equal(t, BreakerHalfOpen, b.currentState(probeAt.Add(time.Minute)))
+
+		// The new probe's own report decides.
+		change := b.record(next, nil, ClassUnknown, probeAt.Add(time.Minute))
+		require.NotNil(t, change)
+		assert.Equal(t, BreakerClosed, change.To)
 	})
 }
 
