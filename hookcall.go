@@ -14,83 +14,73 @@ import (
 // take no lock; the Client must not hold one when it calls them.
 type hookList []Hooks
 
-func (hs hookList) attemptStart(ctx context.Context, logger *slog.Logger, e AttemptStartEvent) {
+// dispatch runs the callback that field selects from each registered Hooks,
+// in registration order, skipping nil ones and recovering panics.
+func dispatch[E any](ctx context.Context, logger *slog.Logger, hs hookList, name string, field func(*Hooks) func(context.Context, E), e E) {
 	for i := range hs {
-		if f := hs[i].AttemptStart; f != nil {
-			runHookRecovered(ctx, logger, "AttemptStart", i, func() { f(ctx, e) })
+		if f := field(&hs[i]); f != nil {
+			runHookRecovered(ctx, logger, name, i, func() { f(ctx, e) })
 		}
+	}
+}
+
+func (hs hookList) attemptStart(ctx context.Context, logger *slog.Logger, e AttemptStartEvent) {
+	if len(hs) > 0 {
+		dispatch(ctx, logger, hs, "AttemptStart", func(h *Hooks) func(context.Context, AttemptStartEvent) { return h.AttemptStart }, e)
 	}
 }
 
 func (hs hookList) attemptEnd(ctx context.Context, logger *slog.Logger, e AttemptEndEvent) {
-	for i := range hs {
-		if f := hs[i].AttemptEnd; f != nil {
-			runHookRecovered(ctx, logger, "AttemptEnd", i, func() { f(ctx, e) })
-		}
+	if len(hs) > 0 {
+		dispatch(ctx, logger, hs, "AttemptEnd", func(h *Hooks) func(context.Context, AttemptEndEvent) { return h.AttemptEnd }, e)
 	}
 }
 
 func (hs hookList) retry(ctx context.Context, logger *slog.Logger, e RetryEvent) {
-	for i := range hs {
-		if f := hs[i].Retry; f != nil {
-			runHookRecovered(ctx, logger, "Retry", i, func() { f(ctx, e) })
-		}
+	if len(hs) > 0 {
+		dispatch(ctx, logger, hs, "Retry", func(h *Hooks) func(context.Context, RetryEvent) { return h.Retry }, e)
 	}
 }
 
 func (hs hookList) fallback(ctx context.Context, logger *slog.Logger, e FallbackEvent) {
-	for i := range hs {
-		if f := hs[i].Fallback; f != nil {
-			runHookRecovered(ctx, logger, "Fallback", i, func() { f(ctx, e) })
-		}
+	if len(hs) > 0 {
+		dispatch(ctx, logger, hs, "Fallback", func(h *Hooks) func(context.Context, FallbackEvent) { return h.Fallback }, e)
 	}
 }
 
 func (hs hookList) rateLimitWait(ctx context.Context, logger *slog.Logger, e RateLimitWaitEvent) {
-	for i := range hs {
-		if f := hs[i].RateLimitWait; f != nil {
-			runHookRecovered(ctx, logger, "RateLimitWait", i, func() { f(ctx, e) })
-		}
+	if len(hs) > 0 {
+		dispatch(ctx, logger, hs, "RateLimitWait", func(h *Hooks) func(context.Context, RateLimitWaitEvent) { return h.RateLimitWait }, e)
 	}
 }
 
 func (hs hookList) breakerChange(ctx context.Context, logger *slog.Logger, e BreakerEvent) {
-	for i := range hs {
-		if f := hs[i].BreakerChange; f != nil {
-			runHookRecovered(ctx, logger, "BreakerChange", i, func() { f(ctx, e) })
-		}
+	if len(hs) > 0 {
+		dispatch(ctx, logger, hs, "BreakerChange", func(h *Hooks) func(context.Context, BreakerEvent) { return h.BreakerChange }, e)
 	}
 }
 
 func (hs hookList) cacheHit(ctx context.Context, logger *slog.Logger, e CacheEvent) {
-	for i := range hs {
-		if f := hs[i].CacheHit; f != nil {
-			runHookRecovered(ctx, logger, "CacheHit", i, func() { f(ctx, e) })
-		}
+	if len(hs) > 0 {
+		dispatch(ctx, logger, hs, "CacheHit", func(h *Hooks) func(context.Context, CacheEvent) { return h.CacheHit }, e)
 	}
 }
 
 func (hs hookList) cacheMiss(ctx context.Context, logger *slog.Logger, e CacheEvent) {
-	for i := range hs {
-		if f := hs[i].CacheMiss; f != nil {
-			runHookRecovered(ctx, logger, "CacheMiss", i, func() { f(ctx, e) })
-		}
+	if len(hs) > 0 {
+		dispatch(ctx, logger, hs, "CacheMiss", func(h *Hooks) func(context.Context, CacheEvent) { return h.CacheMiss }, e)
 	}
 }
 
 func (hs hookList) cacheError(ctx context.Context, logger *slog.Logger, e CacheEvent) {
-	for i := range hs {
-		if f := hs[i].CacheError; f != nil {
-			runHookRecovered(ctx, logger, "CacheError", i, func() { f(ctx, e) })
-		}
+	if len(hs) > 0 {
+		dispatch(ctx, logger, hs, "CacheError", func(h *Hooks) func(context.Context, CacheEvent) { return h.CacheError }, e)
 	}
 }
 
 func (hs hookList) done(ctx context.Context, logger *slog.Logger, e DoneEvent) {
-	for i := range hs {
-		if f := hs[i].Done; f != nil {
-			runHookRecovered(ctx, logger, "Done", i, func() { f(ctx, e) })
-		}
+	if len(hs) > 0 {
+		dispatch(ctx, logger, hs, "Done", func(h *Hooks) func(context.Context, DoneEvent) { return h.Done }, e)
 	}
 }
 
