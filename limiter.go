@@ -22,7 +22,7 @@ import (
 type Limiter interface {
 	// Acquire blocks until a request for images images may be sent under
 	// key, or returns an error. The caller must call release once the
-	// request finishes, successful or not, to free its in-flight slot; a
+	// request finishes, successful or not, to free its in-flight slot. A
 	// nil release is allowed and means there is nothing to free. The Client
 	// classifies errors like a provider's: return an *Error of class
 	// ClassRateLimited, with RetryAfter, when the wait would pass ctx's
@@ -1023,8 +1023,8 @@ func (w *limitWaiter) wait(ctx context.Context) error {
 // WithLimiter replaces the Client's rate limiter, for example with one
 // shared by several processes (package limiter/redislimit). Default: a
 // LocalLimiter. WithLimits and WithModelLimits configure the default
-// limiter, or a *LocalLimiter given here; with any other Limiter, New
-// rejects them, and limits are set on that Limiter instead.
+// limiter or a *LocalLimiter given here. New rejects them next to any other
+// Limiter, whose limits are set on it directly.
 func WithLimiter(l Limiter) Option {
 	return func(c *config) error {
 		if l == nil {
@@ -1036,8 +1036,8 @@ func WithLimiter(l Limiter) Option {
 }
 
 // WithLimits sets the provider's quota, such as the result of OpenAITier.
-// Without it the provider is not paced, but the waits its 429 answers ask
-// for still hold back every caller. The limits are checked by New.
+// Without it the provider is not paced, but the waits that its 429
+// responses request still hold back every caller. The limits are checked by New.
 func WithLimits(lim Limits) ProviderOption {
 	return func(pc *providerConfig) error {
 		pc.limits = &lim
@@ -1046,7 +1046,7 @@ func WithLimits(lim Limits) ProviderOption {
 }
 
 // WithModelLimits sets a quota for one model of the provider, applied in
-// addition to the provider's own. Rate limit answers for that model then
+// addition to the provider's own. Rate limit responses for that model then
 // pause only that model.
 func WithModelLimits(model string, lim Limits) ProviderOption {
 	return func(pc *providerConfig) error {

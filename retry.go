@@ -9,7 +9,7 @@ import (
 	"github.com/cenkalti/backoff/v4"
 )
 
-// step is what the attempt loop does after a failed attempt.
+// step is the attempt loop's next move after a failed attempt.
 type step int
 
 const (
@@ -44,7 +44,7 @@ func (p *RetryPolicy) nextStep(e *Error) step {
 		}
 	}
 	// Quota, entitlement, authentication, not found and unknown failures
-	// would fail again on the same provider, whatever x-should-retry says.
+	// would fail again on the same provider, whatever x-should-retry contains.
 	return stepNext
 }
 
@@ -88,9 +88,9 @@ func sleep(ctx context.Context, d time.Duration) error {
 }
 
 // retryBudget limits retries to a fraction of recent calls, client-wide.
-// Every call deposits ratio tokens and every retry withdraws one; the
-// balance starts at, and never exceeds, a small reserve plus what the last
-// calls deposited, so old calls stop counting. It is safe for concurrent use.
+// Every call deposits ratio tokens and every retry withdraws one. The
+// balance starts at a small reserve and never exceeds the reserve plus what
+// the last 100 calls deposit, so old calls stop counting. It is safe for concurrent use.
 type retryBudget struct {
 	mu      sync.Mutex
 	ratio   float64

@@ -16,10 +16,10 @@ import (
 var ErrTooLarge = errors.New("over the size limit")
 
 // ReadLimited reads body to the end into one buffer, or fails with an error
-// matching ErrTooLarge once it has read more than limit bytes. sizeHint, the
-// response's Content-Length (-1 when unknown), sizes the buffer so that a
-// large body is not copied while the buffer grows; a hint over the limit
-// fails at once.
+// matching ErrTooLarge once it has read more than limit bytes. sizeHint is
+// the response's Content-Length, or -1 when unknown. It sizes the buffer, so
+// that a large body is not copied while the buffer grows, and a hint over
+// the limit fails at once.
 func ReadLimited(body io.Reader, limit, sizeHint int64) ([]byte, error) {
 	if sizeHint > limit {
 		return nil, fmt.Errorf("body of %d bytes (Content-Length) is %w of %d bytes", sizeHint, ErrTooLarge, limit)
