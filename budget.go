@@ -24,6 +24,13 @@ const microsPerUSD = 1_000_000
 // would pass the limit. After the request, the Reservation is settled with
 // the real cost or released.
 //
+// Concurrent requests therefore never reserve more than the limit together.
+// Spending can still pass the limit when a request's real cost exceeds its
+// estimate, because the real cost always counts in full. Estimates come from
+// the Catalog. For models without a published price, Reserve rejects the
+// request with ErrCostUnknown unless WithUnknownCostPerImage sets an amount
+// to reserve per image: choose it above the most one image can cost.
+//
 // Windows are fixed, not rolling: with a window length they start at
 // multiples of that length since the zero time in UTC, so 24*time.Hour resets
 // at midnight UTC and time.Hour on the hour. WithCalendarMonth uses UTC
