@@ -77,9 +77,11 @@ func WithCalendarMonth() BudgetOption {
 }
 
 // WithUnknownCostPerImage makes Reserve set aside usd per image for requests
-// whose cost is unknown, such as models without published prices. Without
-// it, Reserve rejects those requests with ErrCostUnknown, because a cap that
-// cannot price a request cannot hold.
+// whose cost the catalog cannot estimate: models without published prices,
+// or without a tokens-per-image table. Without it, Reserve rejects those
+// requests with ErrCostUnknown, because a cap that cannot price a request
+// cannot hold. The real cost still counts in full when it is known
+// afterwards, so choose usd above the most one image can cost.
 func WithUnknownCostPerImage(usd float64) BudgetOption {
 	return func(b *Budget) error {
 		if !(usd > 0) || math.IsInf(usd, 0) {

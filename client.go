@@ -153,12 +153,12 @@ func New(opts ...Option) (*Client, error) {
 //
 // Before any network call it returns a *ValidationError for an invalid
 // option, a *RetiredError for a model that every provider has shut down, an
-// error matching ErrBudgetExceeded when the call does not fit the budget, or
-// ctx's error when ctx is already done. When every attempt failed it returns
-// an *AttemptsError. When the service returned fewer images than requested,
-// or a request split into several calls (see Catalog.MaxImagesPerCall)
-// partly failed, it returns the images it got together with a
-// *PartialError.
+// error matching ErrBudgetExceeded when the call does not fit the budget,
+// or, when ctx is already done, an *Error that wraps ctx's error. When every
+// attempt failed it returns an *AttemptsError. When the service returned
+// fewer images than requested, or a request split into several calls (see
+// Catalog.MaxImagesPerCall) partly failed, it returns the images it got
+// together with a *PartialError.
 func (c *Client) Generate(ctx context.Context, prompt string, opts GenerateOptions) (*Result, error) {
 	if c == nil || len(c.providers) == 0 {
 		return nil, ErrNoClient
@@ -243,8 +243,14 @@ func (c *Client) run(ctx context.Context, cl *call) (*Result, error) {
 			slog.Int("n", cl.req.N), slog.String("size", cl.req.Size), slog.String("quality", cl.req.Quality))
 	}
 	var res *Result
-	err := ctx.Err()
-	if err == nil {
+	var err error
+	if ctxErr := ctx.Err(); ctxErr != nil {
+		class := ClassCanceled
+		if errors.Is(ctxErr, context.DeadlineExceeded) {
+			class = ClassTimeout
+		}
+		err = &Error{Class: class, Message: "the context ended before the call started", Err: ctxErr}
+	} else {
 		res, err = c.generateShared(ctx, cl)
 	}
 	latency := time.Since(start)

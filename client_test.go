@@ -410,7 +410,8 @@ func TestCanceledBeforeStart(t *testing.T) {
 
 	_, err = c.Generate(ctx, "x", imagegen.GenerateOptions{})
 
-	assert.Equal(t, context.Canceled, err)
+	assert.ErrorIs(t, err, context.Canceled)
+	assert.ErrorIs(t, err, imagegen.ErrCanceled)
 	assert.Zero(t, fake.Calls())
 }
 

@@ -56,7 +56,8 @@ const (
 	// response, such as a connection reset while waiting or a 2xx response
 	// without a readable image. The service may have billed it.
 	ClassOutcomeUnknown
-	// ClassCanceled is a call canceled by the caller's context.
+	// ClassCanceled is a call canceled by the caller's context. A request
+	// canceled in flight may still have been billed, and budgets count it.
 	ClassCanceled
 	// ClassBudgetExceeded is a call that a spending cap (WithBudget or
 	// GenerateOptions.MaxCostPerImage) rejected before any request, also

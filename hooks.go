@@ -133,7 +133,7 @@ type DoneEvent struct {
 	// Result is nil when the call failed without any image. A partial
 	// result comes with a *PartialError in Err.
 	Result *Result
-	// Err is nil on success. Class is its class.
+	// Err is nil on success. Class is its class, ClassUnknown on success.
 	Err   error
 	Class Class
 	// Latency is the wall time of the whole call.
