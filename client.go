@@ -41,6 +41,7 @@ type Client struct {
 	dedup        bool
 	dedupTimeout time.Duration
 	flight       flightGroup[*flightOutcome]
+	learned      learnedEstimates
 }
 
 // providerEntry is one registered provider with its static configuration.
@@ -283,7 +284,7 @@ func (c *Client) execute(ctx context.Context, cl *call) (res *Result, err error)
 		return nil, err
 	}
 	if c.budget != nil {
-		reservation, err := c.budget.Reserve(ctx, c.catalog.EstimateCost(&cl.req))
+		reservation, err := c.budget.Reserve(ctx, c.estimate(&cl.req))
 		if err != nil {
 			return nil, err
 		}
@@ -319,7 +320,7 @@ func (c *Client) settle(cl *call, r *Reservation, res *Result) {
 	if res != nil {
 		cost = res.Cost
 	}
-	estimate := c.catalog.EstimateCost(&cl.req)
+	estimate := c.estimate(&cl.req)
 	for range cl.possiblyBilled {
 		cost = cost.Add(estimate)
 	}
@@ -654,6 +655,7 @@ func (c *Client) newResult(cl *call, cand *candidate, resp *provider.Response) *
 	}
 	req.Model = cand.model
 	res.Cost = c.catalog.ResponseCost(&req, resp)
+	c.learned.observe(&req, resp.Usage, len(resp.Images))
 	res.Warnings = append(res.Warnings, cand.warnings...)
 	res.Warnings = append(res.Warnings, resp.Warnings...)
 	res.Choice = cl.choice

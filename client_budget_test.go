@@ -194,3 +194,31 @@ func TestBudgetCountsCallerDeadlineInFlight(t *testing.T) {
 		assert.InDelta(t, 0.011, budget.Snapshot().Spent, 0.001, "the cut request may have been billed")
 	})
 }
+
+func TestEstimateLearnedFromUsage(t *testing.T) {
+	budget, err := imagegen.NewBudget(10, 0, imagegen.WithUnknownCostPerImage(1))
+	require.NoError(t, err)
+	var reserved []float64
+	fake := imagegentest.NewFakeProvider("fake")
+	c, err := imagegen.New(imagegen.WithProvider(fake), imagegen.WithBudget(budget),
+		imagegen.WithDefaultModel("gpt-image-2.6-sunburst"),
+		imagegen.WithHooks(imagegen.Hooks{AttemptStart: func(context.Context, imagegen.AttemptStartEvent) {
+			reserved = append(reserved, budget.Snapshot().Reserved)
+		}}))
+	require.NoError(t, err)
+	opts := imagegen.GenerateOptions{Quality: "low", Size: "1024x1024"}
+
+	first, err := c.Generate(t.Context(), "a lighthouse", opts)
+	require.NoError(t, err)
+	_, err = c.Generate(t.Context(), "a lighthouse", opts)
+	require.NoError(t, err)
+
+	require.Len(t, reserved, 2)
+	assert.InDelta(t, 1, reserved[0], 1e-9, "no token table: the per-image fallback is reserved")
+	// The fake reports 272 output tokens for a low 1024x1024 image, priced
+	// at $30 per million for this model.
+	assert.InDelta(t, 272*30/1e6, reserved[1], 0.0005, "the second call is estimated from the first one's usage")
+	assert.Less(t, reserved[1], 0.01)
+	assert.True(t, first.Cost.Known)
+	assert.InDelta(t, first.Cost.USD*2, budget.Snapshot().Spent, 1e-9)
+}

@@ -99,7 +99,7 @@ func (c *Client) order(cl *call, cands []candidate) []candidate {
 		if c.strategy == OrderCost {
 			req := cl.req
 			req.Model = cand.model
-			keys[i].EstimatedCost = c.catalog.EstimateCost(&req)
+			keys[i].EstimatedCost = c.estimate(&req)
 		}
 	}
 
