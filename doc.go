@@ -70,9 +70,12 @@
 // December 2026 and [WithCatalog] replaces it. Requests are validated against
 // it before any network call. [Result.Cost] comes from the usage the service
 // reports, else from the catalog's estimate, and is marked unknown when a
-// price is not published. [GenerateOptions.Preset], AspectRatio and
-// MaxCostPerImage pick size and quality; [WithBudget] caps spending per
-// window, reserving each call's estimate before it is sent.
+// price is not published. Where the catalog has prices but no tokens per
+// image, the Client estimates a call from the output tokens the service
+// last reported for the same model, quality and size.
+// [GenerateOptions.Preset], AspectRatio and MaxCostPerImage pick size and
+// quality; [WithBudget] caps spending per window, reserving each call's
+// estimate before it is sent.
 //
 // # Observability
 //
