@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strings"
 	"testing"
 	"time"
 
@@ -95,5 +96,25 @@ func TestTraceSent(t *testing.T) {
 			}
 			assert.Equal(t, tt.wantSent, sent.Load())
 		})
+	}
+}
+
+func TestNewFetchDefaults(t *testing.T) {
+	f, err := NewFetch("pkg", Fetch{}, 10, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.HTTPClient == nil || f.DownloadClient == nil || f.HTTPClient == f.DownloadClient {
+		t.Fatalf("want two distinct clients, got %p and %p", f.HTTPClient, f.DownloadClient)
+	}
+	if f.MaxImageBytes != 10 || f.DownloadTimeout != time.Second {
+		t.Fatalf("defaults not applied: %+v", f)
+	}
+
+	if _, err := NewFetch("pkg", Fetch{MaxImageBytes: -1}, 10, time.Second); err == nil || !strings.Contains(err.Error(), "pkg: invalid MaxImageBytes -1") {
+		t.Fatalf("negative MaxImageBytes: got %v", err)
+	}
+	if _, err := NewFetch("pkg", Fetch{DownloadTimeout: -time.Second}, 10, time.Second); err == nil || !strings.Contains(err.Error(), "pkg: invalid DownloadTimeout -1s") {
+		t.Fatalf("negative DownloadTimeout: got %v", err)
 	}
 }

@@ -151,36 +151,25 @@ var _ provider.Provider = (*Provider)(nil)
 // New returns a Provider configured by opts. It returns an error naming the
 // field when an option is invalid. It reads no environment variables.
 func New(opts Options) (*Provider, error) {
+	fetch, err := openaix.NewFetch("imagegen/chatgateway", openaix.Fetch{
+		HTTPClient: opts.HTTPClient, DownloadClient: opts.DownloadClient,
+		MaxImageBytes: opts.MaxImageBytes, DownloadTimeout: opts.DownloadTimeout,
+	}, DefaultMaxImageBytes, DefaultDownloadTimeout)
+	if err != nil {
+		return nil, err
+	}
 	p := &Provider{
 		apiKey:          opts.APIKey,
 		name:            opts.Name,
 		model:           opts.Model,
 		noPromptHints:   opts.NoPromptHints,
-		httpClient:      opts.HTTPClient,
-		downloadClient:  opts.DownloadClient,
-		maxImageBytes:   opts.MaxImageBytes,
-		downloadTimeout: opts.DownloadTimeout,
+		httpClient:      fetch.HTTPClient,
+		downloadClient:  fetch.DownloadClient,
+		maxImageBytes:   fetch.MaxImageBytes,
+		downloadTimeout: fetch.DownloadTimeout,
 	}
 	if p.name == "" {
 		p.name = DefaultName
-	}
-	if p.httpClient == nil {
-		p.httpClient = &http.Client{}
-	}
-	if p.downloadClient == nil {
-		p.downloadClient = &http.Client{}
-	}
-	if p.maxImageBytes < 0 {
-		return nil, fmt.Errorf("imagegen/chatgateway: invalid MaxImageBytes %d: must be positive, or 0 for the default %d", opts.MaxImageBytes, DefaultMaxImageBytes)
-	}
-	if p.maxImageBytes == 0 {
-		p.maxImageBytes = DefaultMaxImageBytes
-	}
-	if p.downloadTimeout < 0 {
-		return nil, fmt.Errorf("imagegen/chatgateway: invalid DownloadTimeout %v: must be positive, or 0 for the default %v", opts.DownloadTimeout, DefaultDownloadTimeout)
-	}
-	if p.downloadTimeout == 0 {
-		p.downloadTimeout = DefaultDownloadTimeout
 	}
 	if len(opts.ExtraFields) > 0 {
 		p.extraFields = make(map[string]any, len(opts.ExtraFields))
@@ -194,22 +183,7 @@ func New(opts Options) (*Provider, error) {
 		return nil, fmt.Errorf("imagegen/chatgateway: invalid BaseURL %q: want the gateway's absolute http or https API root, such as \"https://gateway.example/v1\"", opts.BaseURL)
 	}
 
-	// openai.NewChatCompletionService, unlike openai.NewClient, reads no
-	// environment variables, so only these options configure the SDK.
-	reqOpts := []option.RequestOption{
-		option.WithBaseURL(opts.BaseURL),
-		option.WithHTTPClient(p.httpClient),
-	}
-	if opts.APIKey != "" {
-		reqOpts = append(reqOpts, option.WithAPIKey(opts.APIKey))
-	}
-	for key, values := range opts.Header {
-		for _, v := range values {
-			reqOpts = append(reqOpts, option.WithHeaderAdd(key, v))
-		}
-	}
-	reqOpts = append(reqOpts, opts.RequestOptions...)
-	reqOpts = append(reqOpts, option.WithMaxRetries(0))
+	reqOpts := openaix.RequestOptions(opts.BaseURL, p.httpClient, opts.APIKey, opts.Header, opts.RequestOptions...)
 	p.completions = openai.NewChatCompletionService(reqOpts...)
 	return p, nil
 }

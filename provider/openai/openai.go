@@ -112,37 +112,26 @@ var (
 // New returns a Provider configured by opts. It returns an error naming the
 // field when an option is invalid.
 func New(opts Options) (*Provider, error) {
+	fetch, err := openaix.NewFetch("imagegen/openai", openaix.Fetch{
+		HTTPClient: opts.HTTPClient, DownloadClient: opts.DownloadClient,
+		MaxImageBytes: opts.MaxImageBytes, DownloadTimeout: opts.DownloadTimeout,
+	}, DefaultMaxImageBytes, DefaultDownloadTimeout)
+	if err != nil {
+		return nil, err
+	}
 	p := &Provider{
 		name:            opts.Name,
 		model:           opts.Model,
-		httpClient:      opts.HTTPClient,
-		downloadClient:  opts.DownloadClient,
-		maxImageBytes:   opts.MaxImageBytes,
-		downloadTimeout: opts.DownloadTimeout,
+		httpClient:      fetch.HTTPClient,
+		downloadClient:  fetch.DownloadClient,
+		maxImageBytes:   fetch.MaxImageBytes,
+		downloadTimeout: fetch.DownloadTimeout,
 	}
 	if p.name == "" {
 		p.name = "openai"
 	}
 	if p.model == "" {
 		p.model = DefaultModel
-	}
-	if p.httpClient == nil {
-		p.httpClient = &http.Client{}
-	}
-	if p.downloadClient == nil {
-		p.downloadClient = &http.Client{}
-	}
-	if p.maxImageBytes == 0 {
-		p.maxImageBytes = DefaultMaxImageBytes
-	}
-	if p.maxImageBytes < 0 {
-		return nil, fmt.Errorf("imagegen/openai: invalid MaxImageBytes %d: must be positive, or 0 for the default", opts.MaxImageBytes)
-	}
-	if p.downloadTimeout == 0 {
-		p.downloadTimeout = DefaultDownloadTimeout
-	}
-	if p.downloadTimeout < 0 {
-		return nil, fmt.Errorf("imagegen/openai: invalid DownloadTimeout %v: must be positive, or 0 for the default", opts.DownloadTimeout)
 	}
 
 	baseURL := opts.BaseURL
@@ -159,29 +148,15 @@ func New(opts Options) (*Provider, error) {
 		return nil, errors.New("imagegen/openai: missing APIKey: set Options.APIKey, for example from os.Getenv(\"OPENAI_API_KEY\")")
 	}
 
-	// openai.NewImageService, unlike openai.NewClient, reads no environment
-	// variables, so only these options configure the SDK.
-	reqOpts := []option.RequestOption{
-		option.WithBaseURL(baseURL),
-		option.WithHTTPClient(p.httpClient),
-		option.WithMaxRetries(0),
-	}
-	if opts.APIKey != "" {
-		reqOpts = append(reqOpts, option.WithAPIKey(opts.APIKey))
-	}
+	var extra []option.RequestOption
 	if opts.Organization != "" {
-		reqOpts = append(reqOpts, option.WithOrganization(opts.Organization))
+		extra = append(extra, option.WithOrganization(opts.Organization))
 	}
 	if opts.Project != "" {
-		reqOpts = append(reqOpts, option.WithProject(opts.Project))
+		extra = append(extra, option.WithProject(opts.Project))
 	}
-	for key, values := range opts.Header {
-		for _, v := range values {
-			reqOpts = append(reqOpts, option.WithHeaderAdd(key, v))
-		}
-	}
-	reqOpts = append(reqOpts, opts.RequestOptions...)
-	reqOpts = append(reqOpts, option.WithMaxRetries(0))
+	extra = append(extra, opts.RequestOptions...)
+	reqOpts := openaix.RequestOptions(baseURL, p.httpClient, opts.APIKey, opts.Header, extra...)
 	p.images = openai.NewImageService(reqOpts...)
 	return p, nil
 }
