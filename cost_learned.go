@@ -12,11 +12,11 @@ import (
 const maxLearnedEstimates = 1024
 
 // learnedEstimates remembers the image output tokens per image that services
-// reported for each model, quality and size. Output tokens depend on those
-// three alone (OpenAI's published token tables list one figure per quality
-// and size), so one response is enough to estimate the next call of the same
-// kind when the catalog has no token table for the model. It is safe for
-// concurrent use.
+// reported for each model, quality and size. OpenAI's published token tables
+// list one figure per quality and size, so output tokens depend on those
+// three alone. One response is then enough to estimate the next call of the
+// same kind when the catalog has no token table for the model. It is safe
+// for concurrent use.
 type learnedEstimates struct {
 	mu     sync.Mutex
 	tokens map[learnedKey]int64
@@ -62,8 +62,8 @@ func (l *learnedEstimates) outputTokens(key learnedKey) (int64, bool) {
 	return tokens, ok
 }
 
-// estimate returns the catalog's estimate of req's cost or, when the catalog
-// has none but knows the model's image output price, an estimate from the
+// estimate returns the catalog's estimate of req's cost. When the catalog
+// has none but lists the model's image output price, it estimates from the
 // output tokens that the service last reported for the same model, quality
 // and size. Either way the result is marked as an estimate.
 func (c *Client) estimate(req *provider.Request) Cost {
