@@ -13,6 +13,7 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -366,7 +367,10 @@ func (c *DiskCache) Set(ctx context.Context, key string, value []byte, ttl time.
 	now := c.now()
 	var expiresAt int64
 	if ttl > 0 {
-		expiresAt = now.Add(ttl).UnixNano()
+		// An expiry past what UnixNano can hold (the year 2262) is no expiry.
+		if ttl < time.Duration(math.MaxInt64-now.UnixNano()) {
+			expiresAt = now.Add(ttl).UnixNano()
+		}
 	}
 	name := diskCacheFileName(key)
 	path := c.filePath(name)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -398,4 +399,18 @@ func TestDiskCacheLogsCorruptFile(t *testing.T) {
 	}
 	assert.Contains(t, logs.String(), "level=DEBUG msg=\"imagegen: disk cache: removed file\"")
 	assert.Contains(t, logs.String(), "evicted")
+}
+
+func TestDiskCacheVeryLongTTL(t *testing.T) {
+	c := newTestDiskCache(t, t.TempDir(), DiskCacheOptions{Now: newDiskTestClock().Now})
+
+	require.NoError(t, c.Set(t.Context(), "forever", []byte("v"), time.Duration(math.MaxInt64)))
+	require.NoError(t, c.Set(t.Context(), "centuries", []byte("w"), 250*365*24*time.Hour))
+
+	got, err := c.Get(t.Context(), "forever")
+	require.NoError(t, err, "an expiry past 2262 means no expiry, not an expired entry")
+	assert.Equal(t, "v", string(got))
+	got, err = c.Get(t.Context(), "centuries")
+	require.NoError(t, err)
+	assert.Equal(t, "w", string(got))
 }

@@ -658,6 +658,7 @@ func (c *Client) newResult(cl *call, cand *candidate, resp *provider.Response) *
 	c.learned.observe(&req, resp.Usage, len(resp.Images))
 	res.Warnings = append(res.Warnings, cand.warnings...)
 	res.Warnings = append(res.Warnings, resp.Warnings...)
+	res.altered = cand.req != nil || len(resp.Warnings) > 0
 	res.Choice = cl.choice
 	return res
 }

@@ -47,7 +47,8 @@ func WithCache(cache Cache, opts CacheOptions) Option {
 
 // WithDeduplication makes identical calls that run at the same time share
 // one upstream call. Calls are identical when their cache keys are: same
-// namespace, prompt (up to white space) and parameters. The shared call runs
+// namespace, prompt (up to white space) and parameters. Calls with the
+// CacheBypass or CacheRefresh policy want a fresh image and never share. The shared call runs
 // detached from any one caller's context, bounded by timeout (zero means
 // DefaultDedupTimeout), so each caller can leave on its own context without
 // canceling it for the others. Off by default.
@@ -97,14 +98,21 @@ func (c *Client) generateShared(ctx context.Context, cl *call) (*Result, error) 
 		}
 		return res, err
 	}
-	if !c.dedup {
+	// Callers that asked for a fresh image never join another call.
+	if !c.dedup || cl.cachePolicy == CacheBypass || cl.cachePolicy == CacheRefresh {
 		return generate(ctx, cl)
+	}
+	flightKey := key
+	if useCache && !cl.cachePolicy.writesCache() {
+		// A read-only call stores nothing, so it must not stand in for a
+		// caller whose result would be stored.
+		flightKey += "|read-only"
 	}
 
 	// The shared call may outlive this caller, so it runs on its own copy of
 	// the call and hands back where it ended with its result.
 	shared := *cl
-	out, joined, err := c.flight.Do(ctx, key, c.dedupTimeout, func(ctx context.Context) (*flightOutcome, error) {
+	out, joined, err := c.flight.Do(ctx, flightKey, c.dedupTimeout, func(ctx context.Context) (*flightOutcome, error) {
 		res, err := generate(ctx, &shared)
 		return &flightOutcome{res: res, provider: shared.lastProvider, model: shared.lastModel}, err
 	})
@@ -170,6 +178,11 @@ func (c *Client) cacheGet(ctx context.Context, key string, choice *Choice) *Resu
 // cacheSet stores a verified result under key. Errors are logged, never
 // returned.
 func (c *Client) cacheSet(ctx context.Context, key string, cl *call, res *Result) {
+	if res.altered {
+		c.logger.LogAttrs(ctx, slog.LevelDebug, "imagegen: result not cached: it answers a changed request",
+			slog.String("key", key), slog.Any("warnings", res.Warnings))
+		return
+	}
 	resp := provider.Response{
 		Images:    res.Images,
 		Usage:     res.Usage,

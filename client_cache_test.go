@@ -15,6 +15,7 @@ import (
 
 	"github.com/imagegen-go/imagegen"
 	"github.com/imagegen-go/imagegen/imagegentest"
+	"github.com/imagegen-go/imagegen/provider"
 )
 
 func newMemoryCache(t *testing.T) *imagegen.MemoryCache {
@@ -247,5 +248,47 @@ func TestDeduplicationWaiterLeavesAlone(t *testing.T) {
 		assert.True(t, res.Shared)
 		assert.Len(t, res.Images, 1)
 		assert.Equal(t, 1, fake.Calls())
+	})
+}
+
+func TestCacheSkipsChangedRequests(t *testing.T) {
+	fake := imagegentest.NewFakeProvider("fake")
+	fake.SetFunc(func(_ context.Context, call imagegentest.FakeCall) *imagegentest.FakeResult {
+		return &imagegentest.FakeResult{Response: &provider.Response{
+			Images:   []provider.Image{{Data: imagegentest.TinyPNG(), MediaType: "image/png"}},
+			Model:    call.Request.Model,
+			Warnings: []string{"style dropped: the endpoint has no style field"},
+		}}
+	})
+	c, err := imagegen.New(imagegen.WithProvider(fake), imagegen.WithCache(newMemoryCache(t), imagegen.CacheOptions{}))
+	require.NoError(t, err)
+
+	for range 2 {
+		res, err := c.Generate(t.Context(), "a lighthouse", imagegen.GenerateOptions{})
+		require.NoError(t, err)
+		assert.False(t, res.Cached, "an image for a changed request is not stored under the original one")
+		assert.Contains(t, res.Warnings, "style dropped: the endpoint has no style field")
+	}
+	assert.Equal(t, 2, fake.Calls())
+}
+
+func TestDeduplicationRespectsFreshPolicies(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		fake := imagegentest.NewFakeProvider("fake", imagegentest.WithFakeDelay(time.Second))
+		c, err := imagegen.New(imagegen.WithProvider(fake), imagegen.WithDeduplication(0))
+		require.NoError(t, err)
+
+		var wg sync.WaitGroup
+		for _, p := range []imagegen.CachePolicy{imagegen.CacheUse, imagegen.CacheBypass, imagegen.CacheRefresh} {
+			wg.Go(func() {
+				res, err := c.Generate(t.Context(), "x", imagegen.GenerateOptions{Cache: p})
+				if assert.NoError(t, err) && p != imagegen.CacheUse {
+					assert.False(t, res.Shared, "policy %v wants a fresh image", p)
+				}
+			})
+		}
+		wg.Wait()
+
+		assert.Equal(t, 3, fake.Calls())
 	})
 }

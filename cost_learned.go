@@ -36,7 +36,8 @@ func newLearnedKey(model, quality, size string) learnedKey {
 	return learnedKey{model: model, quality: quality, size: size}
 }
 
-// observe records the output tokens per image of a successful response.
+// observe records the output tokens per image of a successful response, the
+// largest seen for the request's model, quality and size.
 func (l *learnedEstimates) observe(req *provider.Request, usage *provider.Usage, images int) {
 	if usage == nil || usage.OutputTokens <= 0 || images <= 0 {
 		return
@@ -49,10 +50,13 @@ func (l *learnedEstimates) observe(req *provider.Request, usage *provider.Usage,
 	if l.tokens == nil {
 		l.tokens = make(map[learnedKey]int64)
 	}
-	if _, ok := l.tokens[key]; !ok && len(l.tokens) >= maxLearnedEstimates {
+	old, ok := l.tokens[key]
+	if !ok && len(l.tokens) >= maxLearnedEstimates {
 		return
 	}
-	l.tokens[key] = perImage
+	// Keep the largest figure: for "auto", where the service picks quality
+	// or size, a cheap answer must not shrink the next reservation.
+	l.tokens[key] = max(old, perImage)
 }
 
 func (l *learnedEstimates) outputTokens(key learnedKey) (int64, bool) {

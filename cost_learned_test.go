@@ -36,3 +36,14 @@ func TestLearnedEstimatesBounded(t *testing.T) {
 	tokens, _ := l.outputTokens(newLearnedKey("m0", "", ""))
 	assert.Equal(t, int64(7), tokens)
 }
+
+func TestLearnedEstimatesKeepLargest(t *testing.T) {
+	var l learnedEstimates
+	req := &provider.Request{Model: "m", Quality: "auto"}
+
+	l.observe(req, &provider.Usage{OutputTokens: 6000}, 1)
+	l.observe(req, &provider.Usage{OutputTokens: 200}, 1)
+
+	tokens, _ := l.outputTokens(newLearnedKey("m", "auto", ""))
+	assert.Equal(t, int64(6000), tokens, "a cheap auto answer does not shrink the estimate")
+}

@@ -56,4 +56,9 @@ type Result struct {
 	// provider or model that served the call, such as a dropped parameter or a
 	// translated size, and every fallback taken.
 	Warnings []string
+
+	// altered reports whether the images answer a changed request: a
+	// fallback model's translated parameters, or parameters the provider
+	// dropped. Such images are never cached under the original request.
+	altered bool
 }

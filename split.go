@@ -78,6 +78,7 @@ func joinResults(requested int, results []*Result, errs []error) (*Result, error
 		joined.Cost = joined.Cost.Add(res.Cost)
 		joined.Attempts += res.Attempts
 		joined.Warnings = append(joined.Warnings, res.Warnings...)
+		joined.altered = joined.altered || res.altered
 		if res.RequestID != "" {
 			ids = append(ids, res.RequestID)
 		}
