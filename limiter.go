@@ -215,10 +215,12 @@ type LimitState struct {
 // first out. If the wait would reach the context's deadline, Acquire returns
 // an *Error of class ClassRateLimited at once, with RetryAfter set to the
 // wait. If the context ends first, Acquire returns an error that wraps
-// ctx.Err(). Either way its tokens go back to the bucket as far as no later
-// reservation already counts on them (see rate.Reservation.CancelAt): the
-// next caller to arrive gets them, and waiters already queued keep their
-// place and time.
+// ctx.Err(). Either way its tokens that are not yet due go back to the
+// bucket as far as no later reservation already counts on them (see
+// rate.Reservation.CancelAt): the next caller to arrive gets them, and
+// waiters already queued keep their place and time. Tokens that were due
+// while the waiter was held back by its other entry, by that entry's pause
+// or queue, stay spent.
 //
 // Feedback goes to the provider+model entry when one was configured and to
 // the provider-wide entry otherwise. A ClassRateLimited or ClassServer
@@ -354,10 +356,19 @@ func (c *limitClock) virtualAt(t time.Time) time.Time {
 func (c *limitClock) realAt(v time.Time) time.Time {
 	d := v.Sub(c.anchorVirtual)
 	if c.speed != 1 {
-		d = time.Duration(float64(d) / c.speed)
+		// Saturate: at a tiny speed the real wait may not fit a Duration.
+		scaled := float64(d) / c.speed
+		if scaled >= float64(limiterMaxWait) {
+			return c.anchorReal.Add(limiterMaxWait)
+		}
+		d = time.Duration(scaled)
 	}
 	return c.anchorReal.Add(d)
 }
+
+// limiterMaxWait bounds a computed wait, so that time arithmetic on it
+// cannot overflow.
+const limiterMaxWait = 100 * 365 * 24 * time.Hour
 
 // setSpeed changes the clock's speed from now on. An anchor in the future,
 // set by a pause, stays where it is.
@@ -409,7 +420,8 @@ func limitNoRelease() {}
 //
 // Calling SetLimits again replaces the limits. Requests already waiting keep
 // their place and time, new rates and bursts apply to later reservations,
-// and a new MaxInFlight applies to requests admitted after the call.
+// and a new MaxInFlight applies to requests admitted after the call:
+// requests in flight or queued under the old cap do not count against it.
 // SetLimits returns an error, and changes nothing, if key.Provider is empty
 // or a field of lim is invalid.
 func (l *LocalLimiter) SetLimits(key LimitKey, lim Limits) error {
@@ -485,7 +497,7 @@ func (l *LocalLimiter) Acquire(ctx context.Context, key LimitKey, images int) (r
 	}
 	now := time.Now()
 	w.reserveLocked(now, images)
-	if due, _ := w.dueLocked(now); !due.After(now) {
+	if due, _, _ := w.dueLocked(now); !due.After(now) {
 		w.finishLocked()
 		g.mu.Unlock()
 		return release, nil
@@ -916,9 +928,10 @@ func (w *limitWaiter) reserveLocked(now time.Time, images int) {
 }
 
 // dueLocked returns the real time at which the waiter may go, after
-// refreshing its entries at real time now, and the channels that announce
-// an earlier time.
-func (w *limitWaiter) dueLocked(now time.Time) (due time.Time, wake [2]chan struct{}) {
+// refreshing its entries at real time now, the channels that announce an
+// earlier time, and the time of the next recovery step of a slowed entry
+// (zero if none), when the due time must be computed again.
+func (w *limitWaiter) dueLocked(now time.Time) (due, recheck time.Time, wake [2]chan struct{}) {
 	due = now
 	for i := range w.parts[:w.n] {
 		p := &w.parts[i]
@@ -936,9 +949,18 @@ func (w *limitWaiter) dueLocked(now time.Time) (due time.Time, wake [2]chan stru
 				e.wake = make(chan struct{})
 			}
 			wake[i] = e.wake
+			if !e.decreasedAt.IsZero() {
+				// The rate recovers at each step whether or not other
+				// calls come in, so a sleeping waiter wakes to follow it.
+				steps := now.Sub(e.decreasedAt)/limiterRecoveryStep + 1
+				next := e.decreasedAt.Add(steps * limiterRecoveryStep)
+				if recheck.IsZero() || next.Before(recheck) {
+					recheck = next
+				}
+			}
 		}
 	}
-	return due, wake
+	return due, recheck, wake
 }
 
 // finishLocked dequeues a waiter whose tokens are due.
@@ -982,7 +1004,7 @@ func (w *limitWaiter) wait(ctx context.Context) error {
 	for {
 		w.group.mu.Lock()
 		now := time.Now()
-		due, wake := w.dueLocked(now)
+		due, recheck, wake := w.dueLocked(now)
 		if !due.After(now) {
 			w.finishLocked()
 			w.group.mu.Unlock()
@@ -1002,10 +1024,14 @@ func (w *limitWaiter) wait(ctx context.Context) error {
 		}
 		w.group.mu.Unlock()
 
+		sleepUntil := due
+		if !recheck.IsZero() && recheck.Before(due) {
+			sleepUntil = recheck
+		}
 		if timer == nil {
-			timer = time.NewTimer(due.Sub(now))
+			timer = time.NewTimer(sleepUntil.Sub(now))
 		} else {
-			timer.Reset(due.Sub(now))
+			timer.Reset(sleepUntil.Sub(now))
 		}
 		select {
 		case <-timer.C:

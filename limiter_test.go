@@ -546,7 +546,11 @@ func TestLocalLimiterSpacingFollowsSlowDown(t *testing.T) {
 			got = append(got, acquireAt(t, l, testKey, 1, start))
 		}
 
-		assert.Equal(t, []time.Duration{0, 2 * time.Second, 4 * time.Second, 6 * time.Second}, got)
+		// Half speed spaces requests 2 s apart. The first recovery step, 15 s
+		// after the halving (5 s after start), raises the speed to 9/16 while
+		// the fourth request waits: its last virtual half second then takes
+		// 8/9 s instead of 1 s.
+		assert.Equal(t, []time.Duration{0, 2 * time.Second, 4 * time.Second, 5*time.Second + 888888888}, got)
 	})
 }
 
@@ -822,5 +826,50 @@ func TestLocalLimiterConcurrentUse(t *testing.T) {
 			require.NoError(t, err, "key %v", key)
 			release()
 		}
+	})
+}
+
+func TestLocalLimiterRecoveryWithoutOtherCalls(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := NewLocalLimiter()
+		require.NoError(t, l.SetLimits(testKey, Limits{RequestsPerMinute: 1}))
+		for range 4 {
+			l.Observe(testKey, rateLimited(time.Nanosecond))
+			time.Sleep(3 * time.Second)
+		}
+		require.Equal(t, 0.125, l.State(testKey).RateFraction)
+
+		start := time.Now()
+		_, err := l.Acquire(t.Context(), testKey, 1)
+		require.NoError(t, err)
+		_, err = l.Acquire(t.Context(), testKey, 1)
+		require.NoError(t, err)
+
+		// At 1/8 speed the second request would wait 8 minutes; the rate
+		// recovers by 1/16 every 15 seconds while the waiter sleeps, with no
+		// other call to drive it, so it goes well before that.
+		assert.Less(t, time.Since(start), 3*time.Minute)
+		assert.Greater(t, time.Since(start), time.Minute)
+	})
+}
+
+func TestLocalLimiterTinyFloorKeepsPacing(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := NewLocalLimiter()
+		require.NoError(t, l.SetLimits(testKey, Limits{RequestsPerMinute: 60, MinRateFraction: 1e-15}))
+		for range 40 {
+			l.Observe(testKey, rateLimited(time.Nanosecond))
+			time.Sleep(3 * time.Second)
+		}
+
+		start := time.Now()
+		_, err := l.Acquire(t.Context(), testKey, 1)
+		require.NoError(t, err)
+		ctx, cancel := context.WithTimeout(t.Context(), time.Hour)
+		defer cancel()
+		_, err = l.Acquire(ctx, testKey, 1)
+
+		assert.ErrorIs(t, err, ErrRateLimited, "an extreme slow-down waits, it does not overflow into no wait")
+		assert.Less(t, time.Since(start), time.Second)
 	})
 }

@@ -76,6 +76,10 @@ func (a *acquisition) run(ctx context.Context) (release func(), err error) {
 			return nil, redisError(a.key, err)
 		}
 		if reason == waitNone {
+			if err := a.renewLeases(ctx, a.limiter.leaseTTL); err != nil {
+				a.removeLeases()
+				return nil, redisError(a.key, err)
+			}
 			return a.releaseFunc(), nil
 		}
 		if reason == waitPause {
@@ -98,6 +102,16 @@ func (a *acquisition) run(ctx context.Context) (release func(), err error) {
 				RetryAfter: wait,
 				Message:    "redis limiter: no send slot before the context deadline",
 			}
+		}
+
+		// Leases already held must outlive the wait, or another process
+		// could take their slots before this request goes out.
+		if err := a.renewLeases(ctx, wait+a.limiter.leaseTTL); err != nil {
+			a.removeLeases()
+			if ctxErr := ctx.Err(); ctxErr != nil {
+				return nil, contextError(a.key, ctxErr)
+			}
+			return nil, redisError(a.key, err)
 		}
 
 		if timer == nil {
@@ -210,6 +224,24 @@ func pauseJitter(pause time.Duration) time.Duration {
 		return 0
 	}
 	return rand.N(limit + 1)
+}
+
+// renewLeases sets the lifetime of the acquisition's leases to ttl from now:
+// past each wait, and LeaseTTL from the moment the request goes out.
+func (a *acquisition) renewLeases(ctx context.Context, ttl time.Duration) error {
+	if a.leaseID == "" {
+		return nil
+	}
+	var keys []string
+	for i, e := range a.entries[:a.n] {
+		if a.parts[i].leased {
+			keys = append(keys, e.flightKey)
+		}
+	}
+	if len(keys) == 0 {
+		return nil
+	}
+	return renewScript.Run(ctx, a.limiter.client, keys, a.leaseID, ceilMilliseconds(ttl)).Err()
 }
 
 // noRelease is the release function of a request that took no lease.

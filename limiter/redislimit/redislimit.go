@@ -86,8 +86,9 @@ type Options struct {
 	Prefix string
 
 	// LeaseTTL is how long an in-flight lease lives when it is not released,
-	// as after a crash. It must be longer than any request, or the cap lets
-	// more requests in flight than Limits.MaxInFlight. Zero means
+	// as after a crash, counted from the moment Acquire lets the request go.
+	// It must be longer than any request, or the cap lets more requests in
+	// flight than Limits.MaxInFlight. Zero means
 	// DefaultLeaseTTL; negative values are rejected. It is rounded up to a
 	// whole millisecond.
 	LeaseTTL time.Duration

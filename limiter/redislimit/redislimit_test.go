@@ -657,3 +657,31 @@ func TestErrorsOfDifferentKinds(t *testing.T) {
 	var redisErr redis.Error
 	assert.True(t, errors.As(err, &redisErr), "the go-redis error is wrapped: %v", err)
 }
+
+func TestLeaseOutlivesTheWait(t *testing.T) {
+	client := newTestClient(t)
+	modelKey := imagegen.LimitKey{Provider: "openai", Model: "m"}
+	l := newTestLimiter(t, client, redislimit.Options{LeaseTTL: 300 * time.Millisecond}, imagegen.Limits{MaxInFlight: 1}, testKey)
+	require.NoError(t, l.SetLimits(modelKey, imagegen.Limits{RequestsPerMinute: 60}))
+
+	// The first request takes the model's only token, the second holds the
+	// provider's only slot while it waits about a second for the next token,
+	// longer than LeaseTTL.
+	release, err := acquireWithin(l, modelKey, 1, 5*time.Second)
+	require.NoError(t, err)
+	release()
+	waited := make(chan error, 1)
+	go func() {
+		release, err := acquireWithin(l, modelKey, 1, 5*time.Second)
+		if err == nil {
+			defer release()
+		}
+		waited <- err
+	}()
+	time.Sleep(600 * time.Millisecond)
+
+	_, err = acquireWithin(l, testKey, 1, 100*time.Millisecond)
+
+	assert.Error(t, err, "the waiting request's lease still holds the only slot")
+	require.NoError(t, <-waited)
+}

@@ -63,3 +63,22 @@ end
 redis.call('SET', KEYS[1], string.format('%d', pause_until), 'PX', pause)
 return 1
 `)
+
+// renewScript moves the expiry of lease ARGV[1] to ARGV[2] milliseconds from
+// now in each in-flight set KEYS[...], where it is still present, and keeps
+// each set's own expiry at least that long. Acquire renews its leases before
+// each wait, past its end, and when the request goes out, so LeaseTTL needs
+// to cover only the request.
+var renewScript = redis.NewScript(`
+redis.replicate_commands()
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local ttl = tonumber(ARGV[2])
+for _, key in ipairs(KEYS) do
+  redis.call('ZADD', key, 'XX', now + ttl, ARGV[1])
+  if redis.call('PTTL', key) < ttl then
+    redis.call('PEXPIRE', key, ttl)
+  end
+end
+return 0
+`)
