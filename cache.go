@@ -211,6 +211,9 @@ func appendKeyRequest(b []byte, req *provider.Request) []byte {
 	}
 	b = appendKeyInt(b, int64(n))
 
+	// NOTE: "" counts as "auto" for every model. For DALL·E models, whose
+	// defaults are 1024x1024 and "standard", an omitted and an explicit
+	// default give two keys: an extra miss, never a wrong image.
 	b = appendKeyString(b, cacheKeyOrDefault(req.Size, cacheKeyDefaultAuto))
 	b = appendKeyString(b, cacheKeyOrDefault(req.Quality, cacheKeyDefaultAuto))
 	b = appendKeyString(b, cacheKeyOrDefault(req.Background, cacheKeyDefaultAuto))

@@ -442,6 +442,9 @@ func (c *DiskCache) insertLocked(name string, size int64) {
 // evictLocked removes the least recently used files, except keep, until the
 // total fits in MaxBytes, and returns what it removed for logging. c.mu must
 // be held.
+//
+// NOTE: the files are deleted while c.mu is held, so a Set that evicts many
+// files delays every other Get and Set until the deletions finish.
 func (c *DiskCache) evictLocked(keep *diskCacheEntry) []diskCacheRemoval {
 	var removed []diskCacheRemoval
 	for c.totalBytes > c.maxBytes {
