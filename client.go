@@ -296,7 +296,7 @@ func (c *Client) execute(ctx context.Context, cl *call) (res *Result, err error)
 
 	res, err = c.tryCandidates(ctx, cl, cands)
 	if err == nil && len(res.Images) < cl.req.N {
-		// The answer was billed: keep its images, and say what is missing.
+		// The response was billed: keep its images, and say what is missing.
 		err = &PartialError{Requested: cl.req.N, Returned: len(res.Images),
 			Err: &Error{Provider: res.Provider, Model: res.Model, Class: ClassOutcomeUnknown, RequestID: res.RequestID,
 				Message: fmt.Sprintf("the provider returned %d of %d requested images", len(res.Images), cl.req.N)}}
@@ -490,7 +490,7 @@ func (c *Client) attempt(ctx context.Context, cl *call, cand *candidate, n int) 
 	if err != nil {
 		e := attemptError(ctx, err, name, cand.model, timedOut)
 		if e.Class.MayHaveBilled() || (e.Class == ClassCanceled && e.StatusCode == 0) {
-			// The request went out and no usable answer came back.
+			// The request went out and no usable response came back.
 			cl.possiblyBilled++
 		}
 		recorded = true
@@ -614,8 +614,8 @@ func attemptError(ctx context.Context, err error, name, model string, timedOut b
 }
 
 // checkResponse rejects a successful response that contains no usable
-// image. The service answered, so it may have billed the request: the
-// failure's outcome is unknown.
+// image. The service responded, so it may have billed the request, and
+// the failure's outcome is unknown.
 func checkResponse(resp *provider.Response, name, model string) error {
 	if resp == nil || len(resp.Images) == 0 {
 		return &Error{Provider: name, Model: model, Class: ClassOutcomeUnknown, Message: "the provider returned no image"}

@@ -55,7 +55,7 @@ func (l *learnedEstimates) observe(req *provider.Request, usage *provider.Usage,
 		return
 	}
 	// Keep the largest figure: for "auto", where the service picks quality
-	// or size, a cheap answer must not shrink the next reservation.
+	// or size, a cheap response must not shrink the next reservation.
 	l.tokens[key] = max(old, perImage)
 }
 

@@ -305,7 +305,7 @@ type APIErrorInfo struct {
 	Now time.Time
 }
 
-// NewAPIError builds a classified *Error from a service's HTTP error answer.
+// NewAPIError builds a classified *Error from a service's HTTP error response.
 // Providers call it so that every provider classifies failures the same way.
 // The type, code, param and message are scrubbed of secrets after the
 // classification has read them.
@@ -339,7 +339,7 @@ func NewAPIError(info APIErrorInfo) *Error {
 	}
 	e.Class = classifyAPI(info.StatusCode, info.Type, info.Code, info.Message)
 
-	// A 429 without Retry-After still says when its window resets.
+	// A 429 without Retry-After still reports when its window resets.
 	if e.Class == ClassRateLimited && e.RetryAfter == 0 {
 		e.RetryAfter = exhaustedReset(e.RateLimit)
 	}
@@ -357,8 +357,8 @@ func exhaustedReset(rl provider.RateLimit) time.Duration {
 	return d
 }
 
-// classifyAPI maps a service's error answer to a class. Codes and types are
-// checked before the status, because services reuse statuses: OpenAI answers
+// classifyAPI maps a service's error response to a class. Codes and types are
+// checked before the status, because services reuse statuses: OpenAI returns
 // 429 both for a rate limit and for exhausted credit.
 func classifyAPI(status int, typ, code, message string) Class {
 	typ = strings.ToLower(typ)
@@ -396,7 +396,7 @@ func classifyAPI(status int, typ, code, message string) Class {
 }
 
 // NewTransportError builds a classified *Error for a call that got no HTTP
-// answer. sent reports whether the request may have reached the service:
+// response. sent reports whether the request may have reached the service:
 // a failure after sending is ClassOutcomeUnknown (or ClassTimeout when a
 // deadline ended it), one before sending is ClassNetwork. Context
 // cancellation is ClassCanceled.
@@ -487,7 +487,7 @@ type ValidationError struct {
 	Field string
 	// Value is the rejected value, formatted for display.
 	Value string
-	// Reason says what is wrong and how to fix it.
+	// Reason describes what is wrong and how to fix it.
 	Reason string
 }
 

@@ -57,7 +57,7 @@ type Result struct {
 	// translated size, and every fallback taken.
 	Warnings []string
 
-	// altered reports whether the images answer a changed request: a
+	// altered reports whether the images were made for a changed request: a
 	// fallback model's translated parameters, or parameters the provider
 	// dropped. Such images are never cached under the original request.
 	altered bool

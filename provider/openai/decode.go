@@ -15,7 +15,7 @@ import (
 	"github.com/imagegen-go/imagegen/provider"
 )
 
-// imagesResponse is the part of the service's answer that the provider reads.
+// imagesResponse is the part of the service's response that the provider reads.
 // Images are decoded from base64 while the JSON is parsed, straight from the
 // response body buffer, so a 1.5 MB image costs about 2 MB of body plus
 // 1.5 MB of image instead of several copies.
@@ -72,7 +72,7 @@ func (b *base64Image) UnmarshalJSON(data []byte) error {
 
 // decodeResponse reads a 2xx response. A response without a usable image is
 // an error, never a success. Its class is ClassOutcomeUnknown, because the
-// service answered with success and may have billed the request: the
+// service responded with success and may have billed the request: the
 // Client's RetryPolicy.OutcomeUnknown decides whether to send it again.
 func (p *Provider) decodeResponse(ctx context.Context, raw *http.Response, model string) (*provider.Response, error) {
 	fail := func(msg string, cause error) error {
