@@ -655,7 +655,9 @@ func (c *Client) newResult(cl *call, cand *candidate, resp *provider.Response) *
 	}
 	req.Model = cand.model
 	res.Cost = c.catalog.ResponseCost(&req, resp)
-	c.learned.observe(&req, resp.Usage, len(resp.Images))
+	if c.learnsEstimates(req.Model) {
+		c.learned.observe(&req, resp.Usage, len(resp.Images))
+	}
 	res.Warnings = append(res.Warnings, cand.warnings...)
 	res.Warnings = append(res.Warnings, resp.Warnings...)
 	res.altered = cand.req != nil || len(resp.Warnings) > 0

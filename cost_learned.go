@@ -66,6 +66,14 @@ func (l *learnedEstimates) outputTokens(key learnedKey) (int64, bool) {
 	return tokens, ok
 }
 
+// learnsEstimates reports whether the Client learns estimates for model:
+// only for models with an image output price and no token table, the only
+// ones that estimate uses them for.
+func (c *Client) learnsEstimates(model string) bool {
+	m := c.catalog.resolve(model)
+	return m != nil && m.Pricing.ImageOutput.Known && m.OutputTokens == nil
+}
+
 // estimate returns the catalog's estimate of req's cost. When the catalog
 // has none but lists the model's image output price, it estimates from the
 // output tokens that the service last reported for the same model, quality

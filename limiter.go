@@ -748,7 +748,14 @@ func (e *limitEntry) refreshLocked(now time.Time) {
 func (e *limitEntry) setSpeedLocked(now time.Time, speed float64) {
 	faster := speed > e.clock.speed
 	e.clock.setSpeed(now, speed)
-	if faster && e.wake != nil {
+	if faster {
+		e.wakeLocked()
+	}
+}
+
+// wakeLocked wakes the waiters sleeping on the entry.
+func (e *limitEntry) wakeLocked() {
+	if e.wake != nil {
 		close(e.wake)
 		e.wake = nil
 	}
@@ -791,6 +798,9 @@ func (e *limitEntry) pauseLocked(now, until time.Time) bool {
 		return false
 	}
 	e.pauseUntil = until
+	// Sleeping waiters recompute their due time, so that those whose
+	// deadline now falls inside the pause give up at once.
+	e.wakeLocked()
 	if !e.hasRates() {
 		return true
 	}
@@ -938,6 +948,10 @@ func (w *limitWaiter) dueLocked(now time.Time) (due, recheck time.Time, wake [2]
 		e := p.entry
 		e.refreshLocked(now)
 		due = limitLater(due, e.pauseUntil)
+		if e.wake == nil {
+			e.wake = make(chan struct{})
+		}
+		wake[i] = e.wake
 		if !p.queued {
 			continue
 		}
@@ -945,10 +959,6 @@ func (w *limitWaiter) dueLocked(now time.Time) (due, recheck time.Time, wake [2]
 			due = limitLater(due, e.clock.realAt(p.dueV))
 		}
 		if e.clock.speed < 1 {
-			if e.wake == nil {
-				e.wake = make(chan struct{})
-			}
-			wake[i] = e.wake
 			if !e.decreasedAt.IsZero() {
 				// The rate recovers at each step whether or not other
 				// calls come in, so a sleeping waiter wakes to follow it.

@@ -873,3 +873,26 @@ func TestLocalLimiterTinyFloorKeepsPacing(t *testing.T) {
 		assert.Less(t, time.Since(start), time.Second)
 	})
 }
+
+func TestLocalLimiterPauseEndsWaitPastDeadline(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := newLimiterWith(t, testKey, Limits{RequestsPerMinute: 60})
+		start := time.Now()
+		_, err := l.Acquire(t.Context(), testKey, 1)
+		require.NoError(t, err)
+
+		ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+		defer cancel()
+		done := make(chan error)
+		go func() {
+			_, err := l.Acquire(ctx, testKey, 1)
+			done <- err
+		}()
+		time.Sleep(500 * time.Millisecond)
+		l.Observe(testKey, rateLimited(time.Minute))
+		err = <-done
+
+		assert.ErrorIs(t, err, ErrRateLimited, "the pause moves the send past the deadline")
+		assert.Equal(t, 500*time.Millisecond, time.Since(start), "the waiter gives up when the pause starts, not at its old due time")
+	})
+}
