@@ -1,6 +1,7 @@
 package imagegen
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"math"
@@ -63,8 +64,8 @@ const breakerBuckets = 10
 // Failure classes count as follows:
 //
 //   - ClassServer, ClassTimeout, ClassNetwork, ClassOutcomeUnknown and
-//     ClassUnknown are failures. They say the service is down, overloaded or
-//     not answering as expected.
+//     ClassUnknown are failures. They show that the service is down,
+//     overloaded or not responding as expected.
 //   - ClassQuotaExceeded, ClassNotEntitled and ClassAuthentication are
 //     account-level failures. Retrying does not fix them before someone acts,
 //     so they open the breaker at once for LongCooldown.
@@ -156,30 +157,14 @@ func (s BreakerSettings) withDefaults() (BreakerSettings, error) {
 		}
 	}
 
-	if s.ConsecutiveFailures == 0 {
-		s.ConsecutiveFailures = defaultBreakerConsecutiveFailures
-	}
-	if s.FailureRate == 0 {
-		s.FailureRate = defaultBreakerFailureRate
-	}
-	if s.MinRequests == 0 {
-		s.MinRequests = defaultBreakerMinRequests
-	}
-	if s.Window == 0 {
-		s.Window = defaultBreakerWindow
-	}
-	if s.Cooldown == 0 {
-		s.Cooldown = defaultBreakerCooldown
-	}
-	if s.LongCooldown == 0 {
-		s.LongCooldown = defaultBreakerLongCooldown
-	}
-	if s.HalfOpenProbes == 0 {
-		s.HalfOpenProbes = defaultBreakerHalfOpenProbes
-	}
-	if s.ProbeTimeout == 0 {
-		s.ProbeTimeout = defaultBreakerProbeTimeout
-	}
+	s.ConsecutiveFailures = cmp.Or(s.ConsecutiveFailures, defaultBreakerConsecutiveFailures)
+	s.FailureRate = cmp.Or(s.FailureRate, defaultBreakerFailureRate)
+	s.MinRequests = cmp.Or(s.MinRequests, defaultBreakerMinRequests)
+	s.Window = cmp.Or(s.Window, defaultBreakerWindow)
+	s.Cooldown = cmp.Or(s.Cooldown, defaultBreakerCooldown)
+	s.LongCooldown = cmp.Or(s.LongCooldown, defaultBreakerLongCooldown)
+	s.HalfOpenProbes = cmp.Or(s.HalfOpenProbes, defaultBreakerHalfOpenProbes)
+	s.ProbeTimeout = cmp.Or(s.ProbeTimeout, defaultBreakerProbeTimeout)
 	return s, nil
 }
 
@@ -459,7 +444,8 @@ func (b *circuitBreaker) failureRateTrippedLocked(now time.Time) bool {
 	return float64(failures)/float64(total) >= b.settings.FailureRate
 }
 
-// breakerOutcome is how the breaker counts the outcome of one call.
+// breakerOutcome is the category in which the breaker counts one call's
+// outcome.
 type breakerOutcome int
 
 const (

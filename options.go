@@ -1,6 +1,7 @@
 package imagegen
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -367,36 +368,18 @@ func (p RetryPolicy) validate() error {
 
 // withDefaults returns p with every zero field set to its default.
 func (p RetryPolicy) withDefaults() RetryPolicy {
-	if p.MaxAttempts == 0 {
-		p.MaxAttempts = 3
-	}
-	if p.MaxCallAttempts == 0 {
-		p.MaxCallAttempts = 6
-	}
-	if p.InitialDelay == 0 {
-		p.InitialDelay = time.Second
-	}
-	if p.Multiplier == 0 {
-		p.Multiplier = 2
-	}
-	if p.MaxDelay == 0 {
-		p.MaxDelay = 30 * time.Second
-	}
-	if p.Jitter == 0 {
-		p.Jitter = 0.5
-	}
+	p.MaxAttempts = cmp.Or(p.MaxAttempts, 3)
+	p.MaxCallAttempts = cmp.Or(p.MaxCallAttempts, 6)
+	p.InitialDelay = cmp.Or(p.InitialDelay, time.Second)
+	p.Multiplier = cmp.Or(p.Multiplier, 2)
+	p.MaxDelay = cmp.Or(p.MaxDelay, 30*time.Second)
+	p.Jitter = cmp.Or(p.Jitter, 0.5)
 	if p.NoJitter {
 		p.Jitter = 0
 	}
-	if p.MaxWait == 0 {
-		p.MaxWait = 60 * time.Second
-	}
-	if p.AttemptTimeout == 0 {
-		p.AttemptTimeout = 10 * time.Minute
-	}
-	if p.RetryBudget == 0 {
-		p.RetryBudget = 0.2
-	}
+	p.MaxWait = cmp.Or(p.MaxWait, 60*time.Second)
+	p.AttemptTimeout = cmp.Or(p.AttemptTimeout, 10*time.Minute)
+	p.RetryBudget = cmp.Or(p.RetryBudget, 0.2)
 	return p
 }
 
