@@ -17,7 +17,7 @@ import (
 )
 
 // BenchmarkClientOverhead compares Client.Generate with a fake provider
-// against calling the same provider directly; the difference is what the
+// against calling the same provider directly. The difference is what the
 // Client adds per call with every optional feature off.
 func BenchmarkClientOverhead(b *testing.B) {
 	fake := imagegentest.NewFakeProvider("fake", imagegentest.WithTinyImages(), imagegentest.WithoutRecording())

@@ -19,7 +19,7 @@ import (
 	"github.com/imagegen-go/imagegen/provider"
 )
 
-// cacheEntry is what the Client stores for one successful call.
+// cacheEntry is the Client's stored record of one successful call.
 //
 // Response.RateLimit is not stored, because a quota reported at write time
 // does not describe the quota when the entry is read.

@@ -152,10 +152,11 @@ func New(opts ...Option) (*Client, error) {
 
 // Generate creates images from prompt.
 //
-// Before any network call it returns a *ValidationError for an invalid
-// option, a *RetiredError for a model that every provider has shut down, an
-// error matching ErrBudgetExceeded when the call does not fit the budget,
-// or, when ctx is already done, an *Error that wraps ctx's error. When every
+// Before any network call it returns one of these errors: a
+// *ValidationError for an invalid option, a *RetiredError for a model that
+// every provider has shut down, an error matching ErrBudgetExceeded when the
+// call does not fit the budget, or an *Error that wraps ctx's error when ctx
+// is already done. When every
 // attempt failed it returns an *AttemptsError. When the service returned
 // fewer images than requested, or a request split into several calls (see
 // Catalog.MaxImagesPerCall) partly failed, it returns the images it got
@@ -213,7 +214,7 @@ type call struct {
 	choice         *Choice    // the catalog's choice, or nil
 	attempts       int        // provider calls made, across providers
 	errs           []*Error   // every attempt's error, in order
-	skipped        []*Error   // why candidates were passed over without a request
+	skipped        []*Error   // reasons candidates were passed over without a request
 	possiblyBilled int        // attempts sent whose outcome is unknown
 	fallbackFrom   *candidate // the candidate failed last, until the next one sends
 	fellBack       bool       // whether the call moved past a failed candidate
@@ -296,7 +297,7 @@ func (c *Client) execute(ctx context.Context, cl *call) (res *Result, err error)
 
 	res, err = c.tryCandidates(ctx, cl, cands)
 	if err == nil && len(res.Images) < cl.req.N {
-		// The response was billed: keep its images, and say what is missing.
+		// The response was billed: keep its images, and report what is missing.
 		err = &PartialError{Requested: cl.req.N, Returned: len(res.Images),
 			Err: &Error{Provider: res.Provider, Model: res.Model, Class: ClassOutcomeUnknown, RequestID: res.RequestID,
 				Message: fmt.Sprintf("the provider returned %d of %d requested images", len(res.Images), cl.req.N)}}
@@ -639,6 +640,7 @@ func (c *Client) newResult(cl *call, cand *candidate, resp *provider.Response) *
 		Usage:     resp.Usage,
 		RequestID: resp.RequestID,
 		Attempts:  cl.attempts,
+		Choice:    cl.choice,
 	}
 	if res.Model == "" {
 		res.Model = cand.model
@@ -649,6 +651,8 @@ func (c *Client) newResult(cl *call, cand *candidate, resp *provider.Response) *
 	if res.Quality == "" {
 		res.Quality = cl.req.Quality
 	}
+
+	// Cost and learned estimates use the request as this candidate sent it.
 	req := cl.req
 	if cand.req != nil {
 		req = *cand.req
@@ -658,10 +662,10 @@ func (c *Client) newResult(cl *call, cand *candidate, resp *provider.Response) *
 	if c.learnsEstimates(req.Model) {
 		c.learned.observe(&req, resp.Usage, len(resp.Images))
 	}
+
 	res.Warnings = append(res.Warnings, cand.warnings...)
 	res.Warnings = append(res.Warnings, resp.Warnings...)
 	res.altered = cand.req != nil || len(resp.Warnings) > 0
-	res.Choice = cl.choice
 	return res
 }
 

@@ -179,7 +179,7 @@ func (c *Client) cacheGet(ctx context.Context, key string, choice *Choice) *Resu
 // returned.
 func (c *Client) cacheSet(ctx context.Context, key string, cl *call, res *Result) {
 	if res.altered {
-		c.logger.LogAttrs(ctx, slog.LevelDebug, "imagegen: result not cached: it answers a changed request",
+		c.logger.LogAttrs(ctx, slog.LevelDebug, "imagegen: result not cached: it was made for a changed request",
 			slog.String("key", key), slog.Any("warnings", res.Warnings))
 		return
 	}

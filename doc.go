@@ -23,7 +23,7 @@
 //
 // Every failure is classified (see [Class]). Rate limits, server errors,
 // timeouts and network failures are retried on the same provider with
-// exponential backoff and jitter; a wait the service asks for with
+// exponential backoff and jitter. A wait the service requests with
 // Retry-After replaces the computed delay, and a wait longer than
 // [RetryPolicy.MaxWait] moves the call to the next provider instead of
 // sleeping. Quota, entitlement, authentication and not-found failures move

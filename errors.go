@@ -286,8 +286,8 @@ func (e *Error) LogValue() slog.Value {
 	return slog.GroupValue(attrs...)
 }
 
-// APIErrorInfo is what a service returned for a failed HTTP call, the input
-// of NewAPIError.
+// APIErrorInfo describes a service's response to a failed HTTP call. It is
+// the input of NewAPIError.
 type APIErrorInfo struct {
 	Provider   string
 	Model      string

@@ -201,9 +201,9 @@ type LimitState struct {
 // ImageBurst tokens (1 by default) and full at start. A request takes one
 // request token and one image token per image. With the default bursts the
 // requests sent conform to a token bucket of the configured rate and a
-// capacity of one, so a provider that enforces a token bucket of the same
-// rate, with room for its largest request plus one for timer and network
-// jitter, does not reject them with 429.
+// capacity of one. A provider that enforces a token bucket of the same rate
+// therefore does not reject them with 429, as long as its bucket has room
+// for the largest request plus one token for timer and network jitter.
 //
 // A key with a Model waits for the provider-wide entry (SetLimits with Model
 // "") and, if one was configured, for the provider+model entry too. Keys
@@ -420,8 +420,8 @@ func limitNoRelease() {}
 //
 // Calling SetLimits again replaces the limits. Requests already waiting keep
 // their place and time, new rates and bursts apply to later reservations,
-// and a new MaxInFlight applies to requests admitted after the call:
-// requests in flight or queued under the old cap do not count against it.
+// and a new MaxInFlight applies to requests admitted after the call.
+// Requests in flight or queued under the old cap do not count against it.
 // SetLimits returns an error, and changes nothing, if key.Provider is empty
 // or a field of lim is invalid.
 func (l *LocalLimiter) SetLimits(key LimitKey, lim Limits) error {
@@ -937,10 +937,10 @@ func (w *limitWaiter) reserveLocked(now time.Time, images int) {
 	}
 }
 
-// dueLocked returns the real time at which the waiter may go, after
-// refreshing its entries at real time now, the channels that announce an
-// earlier time, and the time of the next recovery step of a slowed entry
-// (zero if none), when the due time must be computed again.
+// dueLocked refreshes the waiter's entries at real time now and returns the
+// real time at which the waiter may go. It also returns the channels that
+// announce an earlier time, and recheck: the next recovery step of a slowed
+// entry, when the due time must be computed again (zero if none).
 func (w *limitWaiter) dueLocked(now time.Time) (due, recheck time.Time, wake [2]chan struct{}) {
 	due = now
 	for i := range w.parts[:w.n] {

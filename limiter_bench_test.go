@@ -155,7 +155,7 @@ func measureLimiterWaiters(b *testing.B, lim Limits, hold bool, n int) (heap, st
 }
 
 // waitForLimiterWaiters yields until n callers are blocked in l. With a nil
-// stacks buffer it counts the callers queued in the key's buckets; otherwise
+// stacks buffer it counts the callers queued in the key's buckets. Otherwise
 // it counts, in a dump of all goroutine stacks, those blocked in the
 // in-flight semaphore.
 func waitForLimiterWaiters(b *testing.B, l *LocalLimiter, stacks []byte, n int) {

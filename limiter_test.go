@@ -845,9 +845,9 @@ func TestLocalLimiterRecoveryWithoutOtherCalls(t *testing.T) {
 		_, err = l.Acquire(t.Context(), testKey, 1)
 		require.NoError(t, err)
 
-		// At 1/8 speed the second request would wait 8 minutes; the rate
+		// At 1/8 speed the second request would wait 8 minutes. The rate
 		// recovers by 1/16 every 15 seconds while the waiter sleeps, with no
-		// other call to drive it, so it goes well before that.
+		// other call to drive it, so the request goes well before that.
 		assert.Less(t, time.Since(start), 3*time.Minute)
 		assert.Greater(t, time.Since(start), time.Minute)
 	})

@@ -16,7 +16,7 @@ import (
 	"github.com/imagegen-go/imagegen/provider"
 )
 
-// scriptProvider answers each call with the next scripted step and records
+// scriptProvider serves each call with the next scripted step and records
 // when each call arrived. After the script it succeeds.
 type scriptProvider struct {
 	name string
@@ -58,7 +58,7 @@ func (p *scriptProvider) callTimes() []time.Time {
 	return append([]time.Time(nil), p.calls...)
 }
 
-// apiErr returns a step that fails like an HTTP error answer.
+// apiErr returns a step that fails like an HTTP error response.
 func apiErr(status int, typ, code string, header ...string) func(context.Context) error {
 	h := http.Header{}
 	for i := 0; i+1 < len(header); i += 2 {

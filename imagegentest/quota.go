@@ -17,7 +17,8 @@ import (
 // request that does not fit in every bucket is rejected with 429 and takes
 // nothing. Requests that fail authentication or validation, and scripted
 // responses with a status, body, error or Drop, bypass the quota and take
-// nothing either; a scripted Response that responds normally goes through it.
+// nothing either. A scripted Response that responds normally goes through
+// it.
 //
 // Responses report the buckets in OpenAI's headers, the images bucket as the
 // "tokens" headers: x-ratelimit-limit-* is the limit, x-ratelimit-remaining-*

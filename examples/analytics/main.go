@@ -6,7 +6,7 @@
 //
 // It starts three imagegentest servers on 127.0.0.1, each behind its own
 // provider/openai provider, and injects faults into them: the primary
-// answers some requests with a 429 and a short Retry-After, some with a 503
+// fails some requests with a 429 and a short Retry-After, some with a 503
 // and some too slowly for the attempt timeout; the secondary runs out of
 // quota after a few requests; the backup is healthy but slower. The Client
 // paces the primary with a client-side rate limit, retries, and falls back

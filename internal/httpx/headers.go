@@ -13,10 +13,10 @@ import (
 )
 
 // maxDelay caps every parsed wait so that arithmetic on it cannot overflow.
-// No service asks for a wait anywhere near this long.
+// No service requests a wait anywhere near this long.
 const maxDelay = 30 * 24 * time.Hour
 
-// RetryAfter returns the wait that h asks for and whether it asks for one.
+// RetryAfter returns the wait that h requests and whether it requests one.
 //
 // It reads, in order of precedence, retry-after-ms and x-ms-retry-after-ms
 // (milliseconds, possibly fractional) and Retry-After (delay-seconds, possibly

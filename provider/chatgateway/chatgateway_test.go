@@ -663,7 +663,7 @@ func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { retu
 
 func TestGenerateDownloadTimeout(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		// The transport answers the chat request at once and holds the image
+		// The transport responds to the chat request at once and holds the image
 		// download until its context ends, so only DownloadTimeout ends it.
 		transport := roundTripFunc(func(r *http.Request) (*http.Response, error) {
 			if r.URL.Path == "/v1/chat/completions" {

@@ -105,7 +105,7 @@ func (p *Provider) decodeResponse(ctx context.Context, raw *http.Response, model
 
 	var ir imagesResponse
 	if err := json.Unmarshal(body, &ir); err != nil {
-		return nil, fail("the service's answer is not a valid images response: "+err.Error(), err)
+		return nil, fail("the response body is not a valid images response: "+err.Error(), err)
 	}
 	if len(ir.Data) == 0 {
 		return nil, fail("the service answered without any image", nil)
